@@ -1,0 +1,5 @@
+"""`python -m console` runs the same command line as `tradeconsole`."""
+
+from console.cli import main
+
+raise SystemExit(main())

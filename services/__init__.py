@@ -1,0 +1,1 @@
+"""tradeconsole services: publisher, gateway, proxy and the shared wire protocol."""

@@ -1,0 +1,80 @@
+"""Shared test fixtures: real services as child processes on free ports.
+
+Services bind `tcp://127.0.0.1:*` and announce the port they got, so tests
+never race for ports. Every wait is a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from services.launcher import ServiceProcess, spawn
+
+ANY_PORT = "tcp://127.0.0.1:*"
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01,
+    message: str = "condition",
+) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class ServiceFactory:
+    """Starts services for one test and stops them all afterwards."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[ServiceProcess] = []
+
+    def start(self, name: str, *args: str, timeout: float = 20.0) -> ServiceProcess:
+        log = self.tmp_path / f"{name}-{len(self.started)}.log"
+        proc = spawn(name, [name, *args], log_path=log, timeout=timeout)
+        self.started.append(proc)
+        return proc
+
+    def publisher(self, *args: str) -> ServiceProcess:
+        return self.start("publisher", "--bind", ANY_PORT, *args)
+
+    def gateway(self, *args: str, state_dir: Path | None = None) -> ServiceProcess:
+        state = state_dir or (self.tmp_path / "gw-state")
+        return self.start(
+            "gateway", "--bind", ANY_PORT, "--pub-bind", ANY_PORT, "--state-dir", str(state),
+            *args,
+        )
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[ServiceFactory]:
+    factory = ServiceFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+def zctx() -> Iterator[zmq.Context]:
+    ctx = zmq.Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)

@@ -1,0 +1,1 @@
+"""Project themes shipped as package data (Textual themes plus their .tcss)."""
