@@ -10,6 +10,8 @@ that names the key and where it came from.
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +27,8 @@ APP_NAME = "tradeconsole"
 ENV_PREFIX = "TRADECONSOLE_"
 # Sections whose keys are free-form (not listed in the defaults).
 FREE_SECTIONS = frozenset({"keys"})
+# Settings whose strings must be one of a few words (compared case-insensitively).
+CHOICES: dict[str, tuple[str, ...]] = {"logging.level": ("DEBUG", "INFO", "WARNING", "ERROR")}
 
 
 class ConfigError(UsageError):
@@ -107,6 +111,8 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if ok:
             value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, list):
@@ -138,29 +144,73 @@ def _merge_layer(
                     raise ConfigError(f"{where}: expected string, got {_type_name(value)}")
             elif key not in schema[section]:
                 known = ", ".join(sorted(schema[section]))
-                raise ConfigError(f"{where}: unknown key (known in [{section}]: {known})")
+                close = difflib.get_close_matches(key, list(schema[section]), n=1)
+                hint = f"did you mean {close[0]}? " if close else ""
+                raise ConfigError(f"{where}: unknown key ({hint}known in [{section}]: {known})")
             else:
                 value = _coerce(schema[section][key], value, where)
+                choices = CHOICES.get(f"{section}.{key}")
+                if choices and str(value).upper() not in choices:
+                    raise ConfigError(
+                        f"{where}: expected one of {', '.join(choices)}, got {value!r}"
+                    )
             config.values[section][key] = value
             config.sources[f"{section}.{key}"] = source
 
 
-def _parse_env_value(raw: str) -> Any:
-    """Environment values are TOML literals when they parse as one, else strings."""
+def _parse_env_value(raw: str, default: Any = None) -> Any:
+    """Environment values are TOML literals when they parse as one, else strings.
+
+    A string setting takes the text as it is (TRADECONSOLE_GATEWAY__NODE=7 is
+    the node "7"); a list setting also takes comma-separated text.
+    """
+    if isinstance(default, str):
+        return raw
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
+        if isinstance(default, list):
+            return [part.strip() for part in raw.split(",") if part.strip()]
         return raw
 
 
-def _env_layer(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    layer: dict[str, dict[str, Any]] = {}
-    for name, raw in env.items():
+def env_var_name(section: str, key: str) -> str:
+    """The environment variable that sets `section.key`."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+
+
+def _env_layers(
+    env: Mapping[str, str], schema: Mapping[str, Any]
+) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """One layer per variable, so errors and provenance name the variable."""
+    layers = []
+    for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        layer.setdefault(section, {})[key] = _parse_env_value(raw)
-    return layer
+        default = schema.get(section, {}).get(key) if section not in FREE_SECTIONS else ""
+        value = _parse_env_value(env[name], default)
+        layers.append((f"environment {name}", {section: {key: value}}))
+    return layers
+
+
+def _check_profiles(
+    profiles: Any, where: str, schema: Mapping[str, Any]
+) -> Mapping[str, Mapping[str, Any]]:
+    """Check every profile up front, so a typo fails now, not when it is first used."""
+    if not isinstance(profiles, Mapping):
+        raise ConfigError(f"{where}: [profiles] must be a table of [profiles.NAME] tables")
+    for name, body in profiles.items():
+        source = f"{where} [profiles.{name}]"
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{source}: must be a table (e.g. [profiles.{name}.console])")
+        if "profiles" in body:
+            raise ConfigError(f"{source}: profiles cannot contain profiles")
+        scratch = Config(values={s: dict(b) for s, b in schema.items()})
+        for section in FREE_SECTIONS:
+            scratch.values.setdefault(section, {})
+        _merge_layer(scratch, body, source, schema)
+    return profiles
 
 
 def load_config(
@@ -190,12 +240,12 @@ def load_config(
         config.files.append(user_path)
         _merge_layer(config, user_layer, str(user_path), schema)
 
+    profiles = _check_profiles(user_layer.get("profiles", {}), str(user_path), schema)
     env = os.environ if env is None else env
     profile = profile or env.get(f"{ENV_PREFIX}PROFILE") or None
     if profile:
-        profiles = user_layer.get("profiles", {})
-        if not isinstance(profiles, Mapping) or profile not in profiles:
-            names = ", ".join(sorted(profiles)) if isinstance(profiles, Mapping) else ""
+        if profile not in profiles:
+            names = ", ".join(sorted(profiles))
             where = user_path if user_path is not None else "the user config"
             raise ConfigError(
                 f"{where}: no profile [profiles.{profile}] (defined: {names or 'none'})"
@@ -203,7 +253,8 @@ def load_config(
         _merge_layer(config, profiles[profile], f"{user_path} [profiles.{profile}]", schema)
         config.profile = profile
 
-    _merge_layer(config, _env_layer(env), "environment", schema)
+    for source, layer in _env_layers(env, schema):
+        _merge_layer(config, layer, source, schema)
 
     if overrides:
         cli: dict[str, dict[str, Any]] = {}
