@@ -1,0 +1,1 @@
+"""Acceptance checks written from the protocol document alone (no project imports)."""
