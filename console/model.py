@@ -82,6 +82,8 @@ class FeedRow:
     publishers: dict[str, dict[str, Any]] = field(default_factory=dict)
     # node -> latest telemetry.metrics payload (queue_depth, queue_capacity, dropped_total ...)
     health: dict[str, str] = field(default_factory=dict)   # node -> OK|DEGRADED|DOWN
+    duplicates: int = 0           # seq going backwards within an epoch (duplicate or reorder)
+    last_problem: str | None = None  # why the latest rejected frame was rejected
 
 
 @dataclass(slots=True)

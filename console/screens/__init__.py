@@ -1,0 +1,1 @@
+"""The console's modal screens: kill switch, resume, help and symbol detail."""

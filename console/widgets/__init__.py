@@ -1,0 +1,1 @@
+"""The console's widgets: tick table, status bar, panels and charts."""
