@@ -18,6 +18,7 @@ docs/gateway.md for the rules (reply cache, time budget, rate limit).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import threading
@@ -415,6 +416,8 @@ class GatewayServer:
         self.ticks_total = 0
         self.ticks_rejected = 0
         self.last_tick_mono = 0.0
+        self.feed_endpoint: str | None = None
+        self.feed_reopened_mono = 0.0
         self.last_batch = 0
         self.handle_us = Percentiles()
         self.rate = RateMeter()
@@ -484,8 +487,26 @@ class GatewayServer:
         cmd_bound = bind(self.router, cmd, what="gateway command")
         pub_bound = bind(self.pub, pub, what="gateway pub")
         connect(self.sub, feed, what="feed")
+        self.feed_endpoint = feed
+        self.feed_reopened_mono = time.monotonic()
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         return cmd_bound, pub_bound
+
+    def _reopen_feed(self) -> None:
+        """Re-open a silent feed connection, at most once per FEED_SILENT_S.
+
+        libzmq does not reconnect after a protocol error (a frame bigger than
+        MAXMSGSIZE from a hostile publisher); re-opening a feed that was only
+        quiet is harmless.
+        """
+        now = time.monotonic()
+        if self.feed_endpoint is None or now - self.feed_reopened_mono < FEED_SILENT_S:
+            return
+        self.feed_reopened_mono = now
+        with contextlib.suppress(zmq.ZMQError):  # libzmq may have dropped it already
+            self.sub.disconnect(self.feed_endpoint)
+        self.sub.connect(self.feed_endpoint)
+        log.info("feed %s silent: connection re-opened", self.feed_endpoint)
 
     def close(self) -> None:
         for sock in (self.router, self.sub, self.pub):
@@ -694,6 +715,7 @@ class GatewayServer:
             detail += f" (incident {self.broker.incident['incident_id']})"
         silent = time.monotonic() - (self.last_tick_mono or self.started)
         if silent > FEED_SILENT_S:
+            self._reopen_feed()
             status = p.HEALTH_DEGRADED
             detail += f"; no ticks from the feed for {silent:.0f}s, market orders cannot be priced"
         self._publish(p.health_topic(node), health_payload(node, status, detail))
