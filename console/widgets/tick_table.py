@@ -67,14 +67,15 @@ def _row_cells(row: SymbolRow) -> dict[str, str]:
 
 COLUMNS: tuple[Column, ...] = (
     Column("symbol", "Symbol", 15, False, 0, lambda r: r.vt_symbol, static_sort=True),
-    Column("exchange", "Exch", 7, False, 6, lambda r: r.exchange, static_sort=True),
+    # The exchange is also the symbol's suffix and the tab: first to go when narrow.
+    Column("exchange", "Exch", 7, False, 7, lambda r: r.exchange, static_sort=True),
     Column("last", "Last", 10, True, 0, lambda r: r.last),
     Column("change", "Chg", 9, True, 1, lambda r: r.change),
     Column("bid", "Bid", 10, True, 2, lambda r: r.bid),
     Column("ask", "Ask", 10, True, 2, lambda r: r.ask),
     Column("spread", "Spread", 7, True, 5, lambda r: r.spread),
-    Column("bid_size", "BidSz", 7, True, 7, lambda r: r.bid_size),
-    Column("ask_size", "AskSz", 7, True, 7, lambda r: r.ask_size),
+    Column("bid_size", "BidSz", 7, True, 6, lambda r: r.bid_size),
+    Column("ask_size", "AskSz", 7, True, 6, lambda r: r.ask_size),
     Column("volume", "Volume", 11, True, 4, lambda r: r.volume),
     Column("ticks", "Ticks", 8, True, 4, lambda r: r.ticks),
     Column("age", "Age", 9, True, 1, lambda r: -r.updated_ns),
