@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections import OrderedDict, deque
@@ -37,6 +36,7 @@ from services.broker import PaperBroker, Rejection
 from services.config import Config, load_for_args, user_data_dir
 from services.envelope import Envelope
 from services.errors import UsageError
+from services.lifecycle import stop_event_on_signals
 from services.logsetup import setup_logging
 from services.sockets import announce_ready, apply_limits, bind, connect
 from services.store import PersistenceError, Store
@@ -756,9 +756,7 @@ def run(args: argparse.Namespace) -> int:
         endpoints = config.section("endpoints")
         cmd, pub = server.open(cmd=endpoints["gateway"], pub=endpoints["gateway_pub"],
                                feed=endpoints["publisher"], keys_dir=args.keys)
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+        stop = stop_event_on_signals()
         log.info("gateway %s serving %s, events on %s, feed %s, state in %s", settings.node,
                  cmd, pub, endpoints["publisher"], state_dir)
         announce_ready(service="gateway", node=settings.node, cmd=cmd, pub=pub,

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from types import FrameType
 
 import zmq
 
 from services.config import load_for_args
 from services.errors import UsageError
+from services.lifecycle import stop_event_on_signals
 from services.logsetup import setup_logging
 from services.protocol import Limits
 from services.sockets import announce_ready, apply_limits, bind
@@ -85,13 +84,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits.from_config(config.section("limits"))
     setup_logging("proxy", config.get("logging", "level"), config.get("logging", "dir"))
 
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    stop = stop_event_on_signals()
 
     ctx = zmq.Context()
     made: list[zmq.Socket] = []

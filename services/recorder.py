@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 import zmq
 
 from services.config import load_for_args
 from services.errors import UsageError
+from services.lifecycle import stop_event_on_signals
 from services.logsetup import setup_logging
 from services.protocol import Limits
 from services.recording import RecordingWriter
@@ -119,13 +118,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits.from_config(config.section("limits"))
     setup_logging("record", config.get("logging", "level"), config.get("logging", "dir"))
 
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    stop = stop_event_on_signals()
 
     ctx = zmq.Context()
     sockets: list[zmq.Socket] = []
