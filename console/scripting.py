@@ -563,10 +563,12 @@ def describe_kill(data: dict[str, Any]) -> list[str]:
         return [f"already halted: incident {incident}, trading {state}; nothing new was done"]
     lines = [f"kill switch fired: incident {incident}, trading {state}"]
     cancelled = [str(o) for o in data.get("cancelled_orders") or []]
-    lines.append(f"cancelled orders: {len(cancelled)}" +
-                 (f" ({', '.join(cancelled)})" if cancelled else ""))
+    total = data.get("cancelled_count", len(cancelled))
+    shown = f" ({', '.join(cancelled)}{', ...' if total > len(cancelled) else ''})" \
+        if cancelled else ""
+    lines.append(f"cancelled orders: {total}{shown}")
     closed = [c for c in data.get("closed_positions") or [] if isinstance(c, dict)]
-    lines.append(f"closed positions: {len(closed)}")
+    lines.append(f"closed positions: {data.get('closed_count', len(closed))}")
     lines += [f"  {c.get('vt_symbol')} qty {c.get('closed_qty')} at {c.get('fill_price')}, "
               f"realized {c.get('realized_pnl')}" for c in closed]
     unclosed = [u for u in data.get("unclosed_positions") or [] if isinstance(u, dict)]

@@ -40,6 +40,8 @@ FILLED = "FILLED"
 CANCELLED = "CANCELLED"
 # Quantities closer to zero than this are flat (float residue of partial closes).
 QTY_EPSILON = 1e-9
+# Kill replies and events list at most this many order ids / positions (counts are exact).
+KILL_LISTED = 1000
 # Latest ticks kept for pricing and GET_SNAPSHOT; new symbols beyond it are ignored
 # (and counted) so a hostile feed cannot grow memory without bound.
 MAX_SYMBOLS = 100_000
@@ -212,8 +214,9 @@ class PaperBroker:
         """
         if self.trading_state == HALTED and self.incident is not None:
             return {"incident_id": self.incident["incident_id"], "trading_state": HALTED,
-                    "cancelled_orders": [], "closed_positions": [], "unclosed_positions": [],
-                    "already_halted": True}
+                    "cancelled_orders": [], "cancelled_count": 0, "closed_positions": [],
+                    "closed_count": 0, "unclosed_positions": [], "unclosed_count": 0,
+                    "truncated": False, "already_halted": True}
         incident_id = f"INC-{uuid.uuid4().hex[:16]}"
         self.trading_state = HALTED
         self.incident = {"incident_id": incident_id, "halted_at_ns": now_ns, "reason": reason,
@@ -235,13 +238,18 @@ class PaperBroker:
                 except Rejection as exc:
                     unclosed.append({"vt_symbol": vt_symbol, "qty": position.qty,
                                      "reason": exc.message})
-        result = {"incident_id": incident_id, "trading_state": HALTED,
-                  "cancelled_orders": cancelled, "closed_positions": closed,
-                  "unclosed_positions": unclosed, "already_halted": False}
-        self.events.append(("kill", {**self.incident, "trading_state": HALTED,
-                                     "cancelled_orders": cancelled,
-                                     "closed_positions": closed}))
-        return result
+        # The reply lists at most KILL_LISTED of each, with the full counts, so that a
+        # kill over thousands of resting orders still fits the receivers' msgpack and
+        # frame limits (a reply the console cannot decode would look undelivered).
+        listed = {
+            "cancelled_orders": cancelled[:KILL_LISTED], "cancelled_count": len(cancelled),
+            "closed_positions": closed[:KILL_LISTED], "closed_count": len(closed),
+            "unclosed_positions": unclosed[:KILL_LISTED], "unclosed_count": len(unclosed),
+            "truncated": max(len(cancelled), len(closed), len(unclosed)) > KILL_LISTED,
+        }
+        self.events.append(("kill", {**self.incident, "trading_state": HALTED, **listed}))
+        return {"incident_id": incident_id, "trading_state": HALTED, **listed,
+                "already_halted": False}
 
     def resume(self, *, incident_id: str, reason: str, client_id: str,
                now_ns: int) -> dict[str, Any]:

@@ -48,6 +48,7 @@ class Store:
         self.directory = Path(directory).expanduser()
         self.state_path = self.directory / STATE_FILE
         self.audit_path = self.directory / AUDIT_FILE
+        self._order_text: dict[tuple[Any, ...], str] = {}  # see _state_text
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             probe = self.directory / ".write-probe"
@@ -94,14 +95,45 @@ class Store:
     def save_state(self, state: dict[str, Any]) -> None:
         tmp = self.state_path.with_suffix(".json.tmp")
         try:
+            text = self._state_text(state)
             with tmp.open("w", encoding="utf-8") as fh:
-                fh.write(_dumps(state))
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.state_path)
             _fsync_dir(self.directory)
         except (OSError, ValueError) as exc:
             raise PersistenceError(f"cannot save {self.state_path}: {exc}") from exc
+
+    def _state_text(self, state: dict[str, Any]) -> str:
+        """The state as JSON; an order row's text is reused while the row is unchanged.
+
+        Resting orders are most of the state under an order flood and never
+        change while they rest. Dumping each of them again on every commit made
+        every turn of the gateway loop (and so the wait of a KILL_SWITCH) grow
+        with the number of working orders. A row is known by (order_id,
+        updated_ns, status): the broker moves updated_ns or status on every
+        change to an order.
+        """
+        orders = state.get("orders")
+        rest = {key: value for key, value in state.items() if key != "orders"}
+        if not isinstance(orders, list) or not rest:
+            return _dumps(state)
+        cached = self._order_text
+        fresh: dict[tuple[Any, ...], str] = {}
+        parts: list[str] = []
+        try:
+            for row in orders:
+                key = (row["order_id"], row["updated_ns"], row["status"])
+                text = cached.get(key)
+                if text is None:
+                    text = _dumps(row)
+                fresh[key] = text
+                parts.append(text)
+        except (KeyError, TypeError):  # not rows of the broker: no cache
+            return _dumps(state)
+        self._order_text = fresh
+        return _dumps(rest)[:-1] + ',"orders":[' + ",".join(parts) + "]}"
 
     def append_audit(self, records: Sequence[dict[str, Any]]) -> None:
         """Append whole lines with one write, then fsync: durable before any reply."""

@@ -173,3 +173,23 @@ def test_kill_switch_overtakes_a_flood_of_orders(
             break
     assert overtaken, "the kill switch was handled after every order sent before it"
     dealer.close(0)
+
+
+def test_kill_over_thousands_of_orders_lists_a_bounded_sample_with_exact_counts() -> None:
+    """A kill reply must stay decodable by every receiver, whatever it cancelled."""
+    from services.broker import KILL_LISTED, PaperBroker
+    from services.protocol import DEFAULT_LIMITS, decode_reply, make_reply, packb
+
+    broker = PaperBroker(account_id="A", currency="USD", starting_balance=1e6)
+    broker.on_tick("X.EX", {"bid_price_1": 100.0, "ask_price_1": 100.5, "last_price": 100.2},
+                   now_ns=1)
+    total = KILL_LISTED * 5
+    for _ in range(total):
+        broker.open_order(vt_symbol="X.EX", side="BUY", qty=1.0, order_type="LIMIT",
+                          price=50.0, client_id="c", now_ns=1)
+    data = broker.kill(reason="test", mode="HALT", client_id="c", now_ns=2)
+    assert data["cancelled_count"] == total
+    assert len(data["cancelled_orders"]) == KILL_LISTED
+    assert data["truncated"] is True
+    frame = packb(make_reply("r", "KILL_SWITCH", "SUCCESS", data))
+    assert decode_reply(frame, DEFAULT_LIMITS)["data"]["cancelled_count"] == total

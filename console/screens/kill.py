@@ -85,8 +85,10 @@ class KillSwitchScreen(GuardedScreen):
         closed = data.get("closed_positions") or []
         rtt = f" in {reply.rtt_ms:.1f} ms" if reply.rtt_ms is not None else ""
         parts = [f"HALTED · incident {data.get('incident_id', '?')}{rtt}",
-                 f"cancelled {_count(cancelled)} order(s){_names(cancelled, 'order_id')}",
-                 f"closed {_count(closed)} position(s){_names(closed, 'vt_symbol')}"]
+                 f"cancelled {data.get('cancelled_count', _count(cancelled))} order(s)"
+                 f"{_names(cancelled, 'order_id')}",
+                 f"closed {data.get('closed_count', _count(closed))} position(s)"
+                 f"{_names(closed, 'vt_symbol')}"]
         return "\n".join(parts)
 
 
