@@ -27,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import msgspec
 import zmq
 
 from services.config import load_for_args
@@ -75,6 +76,11 @@ QUEUE_WARN_RATIO = 0.8
 UNPACED_DEPTH = 4 * SEND_BATCH
 
 Item = tuple[str, dict[str, Any]]
+
+# Packing is the sender's largest cost: msgspec writes the same bytes as
+# protocol.packb for these payloads (str keys; str, int, float, bool, None
+# values) about three times faster; anything else goes through packb.
+_encode = msgspec.msgpack.Encoder().encode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -387,7 +393,10 @@ class Sender:
                 self._topic_bytes[topic] = topic_frame
         self.envelope.stamp(topic, payload)
         t0 = time.perf_counter_ns()
-        data = packb(payload)
+        try:
+            data = _encode(payload)
+        except (TypeError, OverflowError):  # e.g. a replayed msgpack.Timestamp
+            data = packb(payload)
         self.ser_us.add((time.perf_counter_ns() - t0) / 1000.0)
         try:
             self.sock.send(topic_frame, zmq.SNDMORE)
