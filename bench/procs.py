@@ -10,7 +10,6 @@ every wait has a deadline.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import selectors
@@ -23,15 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from services.launcher import die_with_parent
 from services.sockets import READY_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_PREFIX = "BENCH-RESULT "
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -57,7 +52,7 @@ class Child:
                 [sys.executable, "-m", module, *args],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                 env=env or child_env(), cwd=ROOT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             if log is not None:

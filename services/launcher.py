@@ -26,7 +26,8 @@ from services.sockets import READY_PREFIX
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """preexec_fn for children: the kernel sends SIGTERM when the parent dies."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -127,7 +128,7 @@ def spawn(
             stdout=subprocess.PIPE,
             stderr=log,
             env=child_env,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
     finally:
         if log_path is not None and not isinstance(log, int):
