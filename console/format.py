@@ -83,8 +83,6 @@ def age(ns: int | None, *, coarse: bool = False) -> str:
         return "<1s"
     if seconds < 10 and not coarse:
         return f"{seconds:.1f}s"
-    if seconds < 10:
-        return f"{int(seconds)}s"
     if seconds < 120:
         return f"{int(seconds)}s"
     if seconds < 7200:

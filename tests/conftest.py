@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import zmq
 
+from console.ingest import Ingest
 from services.launcher import ServiceProcess, spawn
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -69,6 +70,17 @@ def services(tmp_path: Path) -> Iterator[ServiceFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+@pytest.fixture
+def ingests() -> Iterator[list[Ingest]]:
+    """Ingest threads a test started; each is stopped afterwards, whatever happened."""
+    started: list[Ingest] = []
+    try:
+        yield started
+    finally:
+        for ingest in started:
+            ingest.stop()
 
 
 @pytest.fixture

@@ -106,15 +106,6 @@ def fabric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fabric]:
         factory.stop_all()
 
 
-@pytest.fixture
-def ingests() -> Iterator[list[Ingest]]:
-    started: list[Ingest] = []
-    try:
-        yield started
-    finally:
-        for ingest in started:
-            ingest.stop()
-
 
 def trusted_ingest(ingests: list[Ingest], endpoint: str, keys: Path) -> Ingest:
     ingest = Ingest([endpoint], keys_dir=keys)

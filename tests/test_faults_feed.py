@@ -97,15 +97,6 @@ def fault_feeds() -> Iterator[list[FaultFeed]]:
             feed.stop()
 
 
-@pytest.fixture
-def ingests() -> Iterator[list[Ingest]]:
-    started: list[Ingest] = []
-    try:
-        yield started
-    finally:
-        for ingest in started:
-            ingest.stop()
-
 
 def start_ingest(ingests: list[Ingest], endpoint: str) -> Ingest:
     ingest = Ingest([endpoint], stale_after_s=STALE_AFTER_S)

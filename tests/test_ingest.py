@@ -73,15 +73,6 @@ def start_ingest(*endpoints: str, **kwargs: Any) -> Ingest:
     return ingest
 
 
-@pytest.fixture
-def stoppers() -> Iterator[list[Ingest]]:
-    started: list[Ingest] = []
-    try:
-        yield started
-    finally:
-        for ingest in started:
-            ingest.stop()
-
 
 class View:
     """Accumulates drains the way the UI does (rows merge, feeds are replaced)."""
@@ -106,9 +97,9 @@ class View:
         return self.feeds[0]
 
 
-def test_every_frame_counted_exactly(feed: Feed, stoppers: list[Ingest]) -> None:
+def test_every_frame_counted_exactly(feed: Feed, ingests: list[Ingest]) -> None:
     ingest = start_ingest(feed.endpoint)
-    stoppers.append(ingest)
+    ingests.append(ingest)
     feed.wait_subscribed()
     view = View(ingest)
     wait_until(lambda: view.refresh().feed.connection == CONN_CONNECTED, DEADLINE,
@@ -130,10 +121,10 @@ def test_every_frame_counted_exactly(feed: Feed, stoppers: list[Ingest]) -> None
 
 
 def test_wrong_frame_counts_are_rejected_and_lose_no_good_message(
-    feed: Feed, stoppers: list[Ingest]
+    feed: Feed, ingests: list[Ingest]
 ) -> None:
     ingest = start_ingest(feed.endpoint)
-    stoppers.append(ingest)
+    ingests.append(ingest)
     feed.wait_subscribed()
     malformed = [
         [b"lonely"],
@@ -161,10 +152,10 @@ def test_wrong_frame_counts_are_rejected_and_lose_no_good_message(
 
 
 def test_feed_goes_stale_then_down_when_the_peer_closes(
-    feed: Feed, stoppers: list[Ingest]
+    feed: Feed, ingests: list[Ingest]
 ) -> None:
     ingest = start_ingest(feed.endpoint, stale_after_s=0.5)
-    stoppers.append(ingest)
+    ingests.append(ingest)
     feed.wait_subscribed()
     view = View(ingest)
     assert view.refresh().feed.state == FEED_DOWN  # nothing received yet
@@ -181,10 +172,10 @@ def test_feed_goes_stale_then_down_when_the_peer_closes(
 
 
 def test_oversized_frame_is_dropped_and_ingest_keeps_going(
-    feed: Feed, stoppers: list[Ingest]
+    feed: Feed, ingests: list[Ingest]
 ) -> None:
     ingest = start_ingest(feed.endpoint, limits=Limits(max_msg_size=4096))
-    stoppers.append(ingest)
+    ingests.append(ingest)
     feed.wait_subscribed()
     feed.tick("A.X", 1.0)
     feed.sock.send_multipart([b"A.X", packb({"vt_symbol": "A.X", "blob": "x" * 20_000})])
@@ -197,11 +188,11 @@ def test_oversized_frame_is_dropped_and_ingest_keeps_going(
     assert view.feed.received == 2  # the oversized frame never reached ingest
 
 
-def test_several_feeds_are_counted_separately(zctx: zmq.Context, stoppers: list[Ingest]) -> None:
+def test_several_feeds_are_counted_separately(zctx: zmq.Context, ingests: list[Ingest]) -> None:
     first, second = Feed(zctx), Feed(zctx)
     try:
         ingest = start_ingest(first.endpoint, second.endpoint)
-        stoppers.append(ingest)
+        ingests.append(ingest)
         first.wait_subscribed()
         second.wait_subscribed()
         for i in range(30):
@@ -220,10 +211,10 @@ def test_several_feeds_are_counted_separately(zctx: zmq.Context, stoppers: list[
 
 
 def test_recording_writes_every_frame(
-    feed: Feed, stoppers: list[Ingest], tmp_path: Path
+    feed: Feed, ingests: list[Ingest], tmp_path: Path
 ) -> None:
     ingest = start_ingest(feed.endpoint)
-    stoppers.append(ingest)
+    ingests.append(ingest)
     feed.wait_subscribed()
     path = tmp_path / "session.rec"
     ingest.start_recording(path)
@@ -251,11 +242,11 @@ def test_stop_is_prompt_and_bad_endpoint_is_a_usage_error(feed: Feed) -> None:
 
 
 def test_real_publisher_ticks_and_telemetry(
-    services: ServiceFactory, stoppers: list[Ingest]
+    services: ServiceFactory, ingests: list[Ingest]
 ) -> None:
     publisher = services.publisher("--rate", "400", "--symbols", "6", "--node", "t-pub")
     ingest = start_ingest(publisher.endpoints["pub"], stale_after_s=3.0)
-    stoppers.append(ingest)
+    ingests.append(ingest)
     view = View(ingest)
     wait_until(lambda: len(view.refresh().rows) == 6 and "t-pub" in view.feed.health
                and "t-pub" in view.feed.publishers, DEADLINE,
