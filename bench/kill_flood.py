@@ -59,7 +59,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 import zmq
 
 from bench.procs import Child, child_env, emit_result
-from bench.stats import percentile
+from bench.stats import percentile, write_result
 from services import protocol as p
 from services.launcher import ServiceProcess, spawn
 from services.sockets import READY_PREFIX
@@ -454,10 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "active_s": sizes.active_s, "seconds": round(time.monotonic() - started, 1),
                      "cpus": os.cpu_count(), "python": sys.version.split()[0]}
     print(table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwritten to {args.json}")
+    write_result(result, args.json)
     return 0
 
 

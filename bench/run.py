@@ -15,7 +15,6 @@ within a minute; the full run takes a few minutes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ from bench import first_frame
 from bench.feeder import DONE_PREFIX
 from bench.procs import Child
 from bench.raw import rtt_percentiles
+from bench.stats import write_result
 from services.launcher import ServiceProcess, spawn
 
 PHASE_TIMEOUT_S = 300.0
@@ -381,10 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["details"] = bench.details
     print(table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwritten to {args.json}")
+    write_result(result, args.json)
     return 0
 
 

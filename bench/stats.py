@@ -7,8 +7,11 @@ like: the median over seconds of each second's percentile.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 NS_PER_S = 1_000_000_000
 
@@ -46,3 +49,12 @@ def summarise_seconds(p50s: Sequence[float], p99s: Sequence[float]) -> tuple[flo
     """Median over seconds of the per-second p50 and p99."""
     return (statistics.median(p50s) if p50s else None,
             statistics.median(p99s) if p99s else None)
+
+
+def write_result(result: dict[str, Any], path: Path | None) -> None:
+    """Write a benchmark's JSON (--json OUT), creating the folder; say where."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten to {path}")

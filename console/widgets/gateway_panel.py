@@ -8,9 +8,11 @@ live ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 
 from console import format as fmt
@@ -109,24 +111,25 @@ class GatewayPanel(TextPanel):
             text.append("  margin ", label)
             text.append(fmt.money(account.get("margin_used")))
         self._error(text, data.account.error)
-        positions = data.position_list()
-        text.append(f"\nPositions ({len(positions)})", title)
-        text.append(f"  ({ages[1]})", label)
-        for position in positions[:MAX_LISTED]:
-            text.append(f"\n {describe_position(position)}")
-        if len(positions) > MAX_LISTED:
-            text.append(f"\n … {len(positions) - MAX_LISTED} more", label)
+        _append_list(text, "Positions", ages[1], data.position_list(), describe_position,
+                     title, label)
         self._error(text, data.positions.error)
-        orders = data.order_list()
-        text.append(f"\nWorking orders ({len(orders)})", title)
-        text.append(f"  ({ages[2]})", label)
-        for order in orders[:MAX_LISTED]:
-            text.append(f"\n {describe_order(order)}")
-        if len(orders) > MAX_LISTED:
-            text.append(f"\n … {len(orders) - MAX_LISTED} more", label)
+        _append_list(text, "Working orders", ages[2], data.order_list(), describe_order,
+                     title, label)
         self._error(text, data.orders.error)
         return text
 
     def _error(self, text: Text, error: str | None) -> None:
         if error:
             text.append(f"\n ! {error}", self.style_of("gateway--bad"))
+
+
+def _append_list(text: Text, heading: str, age: str, items: list[Any],
+                 describe: Callable[[Any], str], title: Style, label: Style) -> None:
+    """A titled list with its data age, cut at MAX_LISTED with a '… N more' line."""
+    text.append(f"\n{heading} ({len(items)})", title)
+    text.append(f"  ({age})", label)
+    for item in items[:MAX_LISTED]:
+        text.append(f"\n {describe(item)}")
+    if len(items) > MAX_LISTED:
+        text.append(f"\n … {len(items) - MAX_LISTED} more", label)
