@@ -2,7 +2,8 @@
 
 Run as `python -m bench.app_probe SCENARIO --feed EP ...`; prints one
 BENCH-RESULT line. The app is the real `TradeConsole` with the real
-`Ingest` (and `GatewayClient` when a gateway is given), run with `App.run`
+ingest (a child process, as shipped; `--ingest thread` for the in-process
+one) and `GatewayClient` when a gateway is given, run with `App.run`
 at 200x50 exactly as `tradeconsole` runs it, except for the terminal: the
 driver renders every frame to terminal bytes like a real one and then drops
 them (Textual's headless driver skips that rendering step, which would
@@ -26,6 +27,7 @@ Scenarios:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import shutil
@@ -42,13 +44,12 @@ from textual import events
 from textual.driver import Driver
 from textual.drivers.headless_driver import HeadlessDriver
 
-import console.feedbook as feedbook
 from bench.procs import emit_result
 from bench.raw import HEARTBEAT_GAP_S
 from bench.stats import percentile, summarise_seconds
 from console.app import TradeConsole
-from console.ingest import Ingest
 from console.model import FrameUpdate
+from console.run import make_tick_source
 from console.widgets.feeds_panel import FeedsPanel
 from services.config import load_config
 
@@ -123,7 +124,7 @@ def null_terminal(probe: FrameProbe) -> type[Driver]:
 class SampledSource:
     """The real Ingest, passed through; remembers what the per-second samples said."""
 
-    def __init__(self, inner: Ingest) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.latency_seconds: list[tuple[float, float, float]] = []  # (when, p50, p99)
         self.last_update: FrameUpdate | None = None
@@ -142,16 +143,43 @@ class SampledSource:
         return getattr(self.inner, name)
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _pids(source: Any) -> list[int | None]:
+    """This process, plus the console's ingest process when it has one."""
+    child = getattr(source, "pid", None)
+    return [None] if child is None else [None, child]
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def _status_kb(pid: int | None, field: str) -> float:
+    try:
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(field):
+            return float(line.split()[1])
+    return 0.0
+
+
+def rss_mb(source: Any) -> float:
+    """Resident memory of the console: the app process and its ingest process."""
+    return sum(_status_kb(pid, "VmRSS:") for pid in _pids(source)) / 1024.0
+
+
+def cpu_seconds(source: Any) -> list[float]:
+    """CPU time (user + system) of the app process and of its ingest process if any."""
+    times = []
+    for pid in _pids(source):
+        if pid is None:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            times.append(usage.ru_utime + usage.ru_stime)
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            times.append(0.0)
+            continue
+        times.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return times
 
 
 class Probe:
@@ -160,9 +188,10 @@ class Probe:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.frames = FrameProbe()
-        overrides: dict[str, Any] = {"console.fps": args.fps}
+        overrides: dict[str, Any] = {"console.fps": args.fps, "console.ingest": args.ingest}
         self.config = load_config(use_user_file=False, env={}, overrides=overrides)
-        self.ingest = Ingest([args.feed], config=self.config)
+        self.ingest = make_tick_source([args.feed], self.config,
+                                       latency_ring=args.latency_ring)
         self.source = SampledSource(self.ingest)
         self.gateway: Any = None
         if args.gateway:
@@ -343,41 +372,44 @@ class Probe:
 
     def scenario_rss(self) -> None:
         count = self.args.count
-        before = rss_mb()
+        before = rss_mb(self.ingest)
         first, last, received = self._follow_ingest(count)
-        at_end = rss_mb()
+        at_end = rss_mb(self.ingest)
         # The feed is over: the console goes idle as a user's would, and idle
         # housekeeping (the ingest hands freed socket buffers back) may run.
         time.sleep(RSS_SETTLE_S)
         self._wait_painted()
-        self.result = {"sent": count, "received": received, "rss_mb": rss_mb(),
+        self.result = {"sent": count, "received": received, "rss_mb": rss_mb(self.ingest),
                        "rss_mb_at_end_of_feed": at_end, "rss_mb_before_feed": before,
                        "settle_s": RSS_SETTLE_S, "seconds": last - first,
                        "symbols": self.app.table.total_rows}
 
     def scenario_cpu(self) -> None:
         count = self.args.count
-        marks: dict[str, tuple[float, float]] = {}
+        marks: dict[str, tuple[float, list[float]]] = {}
 
         def on_poll() -> None:
             total = self.ingest.received_total
             now = time.perf_counter()
             # Window: from 1 s of flow until 0.5 s before the end (steady state only).
             if "start" not in marks and total >= self.args.rate * 1.0:
-                marks["start"] = (now, cpu_seconds())
+                marks["start"] = (now, cpu_seconds(self.ingest))
             if "start" in marks and "end" not in marks and \
                     total >= count - self.args.rate * 0.5:
-                marks["end"] = (now, cpu_seconds())
+                marks["end"] = (now, cpu_seconds(self.ingest))
 
         first, last, received = self._follow_ingest(count, on_poll)
         self._wait_painted(max(3, self.args.fps // 2))
         shown = self._feeds_panel_total()
-        cpu_pct = None
+        by_process: list[float] = []
         if "start" in marks and "end" in marks:
             (t0, c0), (t1, c1) = marks["start"], marks["end"]
-            cpu_pct = (c1 - c0) / max(t1 - t0, 1e-9) * 100.0
+            by_process = [(b - a) / max(t1 - t0, 1e-9) * 100.0 for a, b in zip(c0, c1, strict=True)]
         self.result = {"sent": count, "received": received, "panel_total": shown,
-                       "counted_all": shown == count, "cpu_pct": cpu_pct,
+                       "counted_all": shown == count,
+                       "cpu_pct": sum(by_process) if by_process else None,
+                       "cpu_pct_ui": by_process[0] if by_process else None,
+                       "cpu_pct_ingest": by_process[1] if len(by_process) > 1 else None,
                        "rate": self.args.rate, "fps": self.frames.fps_between(first, last)}
 
 
@@ -390,10 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="the feeder's rate (cpu)")
     parser.add_argument("--rtts", type=int, default=300, help="heartbeats (latency)")
     parser.add_argument("--fps", type=int, default=20)
+    parser.add_argument("--ingest", choices=("process", "thread"), default="process",
+                        help="where the console receives ticks (default: as shipped)")
     parser.add_argument("--latency-ring", type=int, default=65536,
                         help="latency samples kept per second, so percentiles see them all")
     args = parser.parse_args(argv)
-    feedbook.LATENCY_RING = args.latency_ring
     emit_result(Probe(args).run())
     return 0
 

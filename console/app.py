@@ -79,10 +79,10 @@ RECORDING_SUFFIX = ".tcrec"
 # Under load, the panels and the status bar repaint at most this often (the table
 # repaints every frame); see _frame.
 PANEL_INTERVAL_NS = 250_000_000
-# The UI, the ingest thread and the gateway client share one GIL. A thread woken
-# by its socket (a tick, a heartbeat reply) waits for the GIL at most this long
-# while the UI draws, instead of CPython's default 5 ms: the tick latency and
-# heartbeat round-trip p99 halve, throughput is unchanged.
+# The UI and the gateway client thread (and ingest, when `[console] ingest` is
+# "thread") share one GIL. A thread woken by its socket (a heartbeat reply, a
+# tick) waits for the GIL at most this long while the UI draws, instead of
+# CPython's default 5 ms.
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
@@ -323,6 +323,8 @@ class TradeConsole(App[int]):
             self._note_gateway_status(status)
             self.charts.show_rtt(status.rtt_history_ms)
         if panels:
+            if self._recording is not None and getattr(self.source, "recording", None) is None:
+                self._recording = None  # stopped by a write error or an ingest restart
             self._show_status(status)
             self.gateway_panel.show_data(self.gateway_data, now, self.gateway is not None)
             self.filter_bar.set_summary(self.table.row_count, self.table.total_rows)

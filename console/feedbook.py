@@ -111,7 +111,7 @@ class _Feed:
         "received_at_sample", "rejected", "rejected_unlogged", "restarts",
     )
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, latency_ring: int = LATENCY_RING) -> None:
         self.endpoint = endpoint
         self.connection = CONN_CONNECTING
         self.received = 0
@@ -123,7 +123,7 @@ class _Feed:
         self.restarts = 0
         self.duplicates = 0
         self.last_seen_ns: int | None = None
-        self.latency: deque[int] = deque(maxlen=LATENCY_RING)
+        self.latency: deque[int] = deque(maxlen=latency_ring)
         self.latency_p50_us: float | None = None
         self.latency_p99_us: float | None = None
         self.msgs_per_s = 0.0
@@ -182,12 +182,13 @@ class FeedBook:
         max_symbols: int = 50_000,
         stale_after_s: float = 3.0,
         history_s: int = 120,
+        latency_ring: int = LATENCY_RING,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         if max_symbols < 1:
             raise ValueError("max_symbols must be at least 1")
-        self._feeds = [_Feed(ep) for ep in endpoints]
+        self._feeds = [_Feed(ep, latency_ring) for ep in endpoints]
         self._limits = limits
         self._max_symbols = max_symbols
         self._stale_ns = int(stale_after_s * NS_PER_S)
@@ -620,22 +621,24 @@ class FeedBook:
         direction = 0
         if last is not None and previous is not None:
             direction = (last > previous) - (last < previous)
+        latency_ns = sym.latency_ns
+        # Positional: this runs for every changed symbol every frame.
         return SymbolRow(
-            vt_symbol=sym.vt,
-            exchange=sym.exchange,
-            last=last,
-            change=change,
-            bid=bid,
-            ask=ask,
-            spread=ask - bid if bid is not None and ask is not None else None,
-            bid_size=get("bid_volume_1"),
-            ask_size=get("ask_volume_1"),
-            volume=get("volume"),
-            ticks=sym.ticks,
-            updated_ns=sym.updated_ns,
-            latency_us=sym.latency_ns / 1000.0 if sym.latency_ns is not None else None,
-            direction=direction,
-            has_envelope=sym.latency_ns is not None,
-            gaps=sym.gaps,
-            feed=sym.feed,
+            sym.vt,                                                   # vt_symbol
+            sym.exchange,                                             # exchange
+            last,                                                     # last
+            change,                                                   # change
+            bid,                                                      # bid
+            ask,                                                      # ask
+            ask - bid if bid is not None and ask is not None else None,  # spread
+            get("bid_volume_1"),                                      # bid_size
+            get("ask_volume_1"),                                      # ask_size
+            get("volume"),                                            # volume
+            sym.ticks,                                                # ticks
+            sym.updated_ns,                                           # updated_ns
+            latency_ns / 1000.0 if latency_ns is not None else None,  # latency_us
+            direction,                                                # direction
+            latency_ns is not None,                                   # has_envelope
+            sym.gaps,                                                 # gaps
+            sym.feed,                                                 # feed
         )

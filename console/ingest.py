@@ -16,14 +16,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from console.feedbook import FeedBook
+from console.feedbook import LATENCY_RING, FeedBook
 from console.model import (
     CONN_CONNECTED,
     CONN_CONNECTING,
@@ -94,7 +94,7 @@ def _rss_bytes() -> int | None:
         return None
 
 
-def _setting(explicit: Any, config: Any, key: str, default: Any) -> Any:
+def setting(explicit: Any, config: Any, key: str, default: Any) -> Any:
     """Explicit keyword first, then `[console] key` from the config, then the default."""
     if explicit is not None:
         return explicit
@@ -121,6 +121,7 @@ class Ingest:
         max_symbols: int | None = None,
         stale_after_s: float | None = None,
         history_s: int | None = None,
+        latency_ring: int = LATENCY_RING,
         keys_dir: str | Path | None = None,
         record_path: str | Path | None = None,
         context: zmq.Context | None = None,
@@ -128,7 +129,7 @@ class Ingest:
         if not endpoints:
             raise ValueError("Ingest needs at least one endpoint")
         self.endpoints = list(endpoints)
-        self._rcvhwm = int(_setting(rcvhwm, config, "rcvhwm", DEFAULT_RCVHWM))
+        self._rcvhwm = int(setting(rcvhwm, config, "rcvhwm", DEFAULT_RCVHWM))
         if limits is None:
             limits = Limits.from_config(config.section("limits")) if config is not None \
                 else DEFAULT_LIMITS
@@ -136,11 +137,12 @@ class Ingest:
         self._book = FeedBook(
             self.endpoints,
             limits=limits,
-            max_symbols=int(_setting(max_symbols, config, "max_symbols", DEFAULT_MAX_SYMBOLS)),
+            max_symbols=int(setting(max_symbols, config, "max_symbols", DEFAULT_MAX_SYMBOLS)),
             stale_after_s=float(
-                _setting(stale_after_s, config, "stale_after_s", DEFAULT_STALE_AFTER_S)
+                setting(stale_after_s, config, "stale_after_s", DEFAULT_STALE_AFTER_S)
             ),
-            history_s=int(_setting(history_s, config, "history_s", DEFAULT_HISTORY_S)),
+            history_s=int(setting(history_s, config, "history_s", DEFAULT_HISTORY_S)),
+            latency_ring=latency_ring,
         )
         self._keys_dir = keys_dir
         self._initial_record_path = record_path
@@ -171,6 +173,26 @@ class Ingest:
         """
         if self._thread is not None:
             return
+        self.open()
+        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
+        self._thread.start()
+
+    def serve(self, control: zmq.Socket, on_control: Callable[[], bool]) -> None:
+        """Run the receive loop in the calling thread until `on_control` returns False.
+
+        For the ingest process (console.ingest_worker), which has no other
+        thread to share a GIL with: `control` joins the loop's poll and
+        `on_control` is called whenever it is readable (and when the loop is
+        idle), between batches, so a request waits at most one batch.
+        `open()` must have been called.
+        """
+        self._stopping.clear()
+        self._run(control, on_control)
+
+    def open(self) -> None:
+        """Open and connect every SUB socket (UsageError for a bad endpoint or key)."""
+        if self._subs:
+            return
         context = self._context or zmq.Context()
         self._context = context
         keys = None
@@ -197,8 +219,6 @@ class Ingest:
             self._close_sockets()
             raise
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
         """Stop the thread (returns within about a second) and close any recording."""
@@ -276,13 +296,16 @@ class Ingest:
 
     # --- the thread ---------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, control: zmq.Socket | None = None,
+             on_control: Callable[[], bool] | None = None) -> None:
         """Poll, drain each readable SUB in bounded batches, apply monitor events."""
         subs = list(enumerate(self._subs))
         monitors = list(enumerate(self._monitors))
         poller = zmq.Poller()
         for sock in self._subs + self._monitors:
             poller.register(sock, zmq.POLLIN)
+        if control is not None:
+            poller.register(control, zmq.POLLIN)
         last_error_log = 0.0
         trim = _malloc_trim()
         trimmed_rss = _rss_bytes() or 0
@@ -297,8 +320,13 @@ class Ingest:
                     for index, sub in subs:
                         if sub in ready:
                             busy = self._receive_batch(index, sub) or busy
+                    # on_control also runs when idle, for its housekeeping.
+                    if on_control is not None and (control in ready or not ready) \
+                            and not on_control():
+                        break
                     if busy:
-                        self._step_aside()
+                        if control is None:  # threaded: the UI needs the GIL too
+                            self._step_aside()
                     elif trim is not None and time.monotonic() >= next_trim_check:
                         next_trim_check = time.monotonic() + TRIM_CHECK_S
                         trimmed_rss = self._trim_heap(trim, trimmed_rss)

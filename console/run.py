@@ -103,12 +103,11 @@ def run_console(
         gateway_ep = ""
 
     from console.app import HANGUP_EXIT_CODE, TradeConsole
-    from console.ingest import Ingest
     from services.logsetup import setup_logging
 
     log_section = config.section("logging")
     setup_logging("console", log_section["level"], log_section["dir"], stderr=False)
-    source = Ingest(endpoints, config=config, keys_dir=keys_dir)
+    source = make_tick_source(endpoints, config, keys_dir=keys_dir)
     link = make_gateway_client(gateway_ep, config, keys_dir=keys_dir) if gateway_ep else None
     app = TradeConsole(
         config, source=source, gateway=link, settings_path=user_config_path(),
@@ -130,6 +129,21 @@ def run_console(
     if app.hung_up:
         return HANGUP_EXIT_CODE
     return int(result or 0)
+
+
+def make_tick_source(endpoints: Sequence[str], config: Config, *,
+                     keys_dir: str | None = None, **options: Any) -> Any:
+    """The console's ingest as `[console] ingest` says: a child process or a thread.
+
+    `options` go to either class as keywords (e.g. `latency_ring` for the benchmark).
+    """
+    if str(config.get("console", "ingest")).lower() == "thread":
+        from console.ingest import Ingest
+
+        return Ingest(endpoints, config=config, keys_dir=keys_dir, **options)
+    from console.ingest_process import IngestProcess
+
+    return IngestProcess(endpoints, config=config, keys_dir=keys_dir, **options)
 
 
 def make_gateway_client(endpoint: str, config: Config, *, keys_dir: str | None = None,

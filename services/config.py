@@ -28,7 +28,10 @@ ENV_PREFIX = "TRADECONSOLE_"
 # Sections whose keys are free-form (not listed in the defaults).
 FREE_SECTIONS = frozenset({"keys"})
 # Settings whose strings must be one of a few words (compared case-insensitively).
-CHOICES: dict[str, tuple[str, ...]] = {"logging.level": ("DEBUG", "INFO", "WARNING", "ERROR")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "console.ingest": ("PROCESS", "THREAD"),
+}
 
 
 class ConfigError(UsageError):

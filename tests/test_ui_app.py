@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from console.app import TradeConsole
-from console.ingest import Ingest
+from console.run import make_tick_source
 from console.screens.detail import DetailScreen
 from console.screens.help import HelpScreen
 from console.screens.kill import KillSwitchScreen
@@ -58,7 +58,7 @@ def make_app(feeds: list[str], tmp_path: Path, *, readonly: bool = False,
     # idle CPU after every key press, so this keeps the tests quick.
     values = {"console.readonly": readonly, "console.fps": 5, **overrides}
     config = load_config(use_user_file=False, env={}, overrides=values)
-    return TradeConsole(config, source=Ingest(feeds, config=config), gateway=gateway,
+    return TradeConsole(config, source=make_tick_source(feeds, config), gateway=gateway,
                         data_dir=tmp_path / "data", freeze_gc=False)
 
 

@@ -6,9 +6,9 @@ exact and fast; the end-to-end paths are in test_ui_app.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from msgspec.structs import replace
 from textual.app import App, ComposeResult
 
 from console.filtering import parse_filter

@@ -1,0 +1,213 @@
+"""The console's ingest process: the same counts as the thread, across a real pipe.
+
+Every test starts a real `python -m console.ingest_worker` behind
+`IngestProcess` and reads what it says through the TickSource interface,
+the way the UI does, one drain per frame.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from console.ingest import Ingest
+from console.ingest_process import NOT_ANSWERING, SILENT_S, IngestProcess
+from console.model import CONN_CONNECTED, FEED_DOWN, FEED_OK, FeedRow, SymbolRow
+from console.run import make_tick_source
+from services.config import ConfigError, load_config
+from services.errors import UsageError
+from services.recording import read_recording
+from tests.conftest import wait_until
+from tests.test_ingest import DEADLINE, Feed
+
+FRAME_S = 0.02  # how often these tests drain, like a UI at 50 fps
+
+
+@pytest.fixture
+def feed(zctx: zmq.Context) -> Iterator[Feed]:
+    f = Feed(zctx)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def sources() -> Iterator[list[IngestProcess]]:
+    started: list[IngestProcess] = []
+    try:
+        yield started
+    finally:
+        for source in started:
+            source.stop()
+
+
+def start_source(sources: list[IngestProcess], *endpoints: str) -> IngestProcess:
+    source = IngestProcess(list(endpoints), stale_after_s=3.0)
+    sources.append(source)
+    source.start()
+    return source
+
+
+class View:
+    """What the UI keeps: rows merged, feeds replaced, telemetry appended."""
+
+    def __init__(self, source: IngestProcess) -> None:
+        self.source = source
+        self.rows: dict[str, SymbolRow] = {}
+        self.feeds: list[FeedRow] = []
+        self.messages: list[str] = []
+        self.pending = 0
+
+    def refresh(self) -> View:
+        update = self.source.drain()
+        self.rows.update(update.rows)
+        for vt in update.removed:
+            self.rows.pop(vt, None)
+        self.feeds = update.feeds
+        self.messages += [record.message for record in update.telemetry]
+        self.pending += update.pending
+        return self
+
+    @property
+    def feed(self) -> FeedRow | None:
+        return self.feeds[0] if self.feeds else None
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0) until its parent reaps it.
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_every_frame_counted_and_rows_cross_the_pipe(
+    feed: Feed, sources: list[IngestProcess]
+) -> None:
+    source = start_source(sources, feed.endpoint)
+    feed.wait_subscribed()
+    view = View(source)
+    wait_until(lambda: (f := view.refresh().feed) is not None and f.connection == CONN_CONNECTED,
+               DEADLINE, FRAME_S, "connected")
+    total = 20_000
+    symbols = [f"S{i}.EX" for i in range(50)]
+    for i in range(total):
+        feed.tick(symbols[i % 50], 100.0 + i)
+    wait_until(lambda: view.refresh().source.received_total >= total, DEADLINE, FRAME_S,
+               f"{total} frames")
+    view.refresh()
+    assert source.received_total == total
+    assert view.feed is not None
+    assert view.feed.received == total
+    assert view.feed.rejected == 0 and view.feed.gaps == 0
+    assert view.pending == total
+    assert sorted(view.rows) == sorted(symbols)
+    assert sum(row.ticks for row in view.rows.values()) == total
+    assert view.rows["S49.EX"].last == 100.0 + total - 1
+    assert view.feed.state == FEED_OK
+    detail = source.detail("S49.EX")
+    assert detail is not None and detail.tick["vt_symbol"] == "S49.EX"
+    assert detail.row.last == 100.0 + total - 1
+    assert sorted(source.all_rows()) == sorted(symbols)
+    assert source.detail("NOPE.EX") is None
+
+
+def test_a_killed_process_is_restarted_and_the_screen_is_told(
+    feed: Feed, sources: list[IngestProcess]
+) -> None:
+    source = start_source(sources, feed.endpoint)
+    feed.wait_subscribed()
+    view = View(source)
+    feed.tick("A.X", 1.0)
+    wait_until(lambda: "A.X" in view.refresh().rows, DEADLINE, FRAME_S, "first tick")
+    first = source.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: any("restarting" in m for m in view.refresh().messages), DEADLINE,
+               FRAME_S, "a restart notice")
+    assert any(str(first) in m for m in view.messages)
+    wait_until(lambda: view.refresh().source.pid not in (None, first), DEADLINE, FRAME_S,
+               "a new process")
+    view.rows.clear()
+
+    def ticks_flow_again() -> bool:
+        # XPUB may not repeat the new process's subscription (the old one's
+        # can still count), so tick until one arrives.
+        feed.tick("B.X", 2.0)
+        return "B.X" in view.refresh().rows
+
+    wait_until(ticks_flow_again, DEADLINE, FRAME_S, "ticks after the restart")
+    assert source.restarts == 1
+    second = source.pid
+    assert second is not None
+    source.stop()
+    wait_until(lambda: process_gone(second), DEADLINE, FRAME_S, "the process to exit")
+
+
+def test_a_silent_process_shows_every_feed_down_until_it_answers(
+    feed: Feed, sources: list[IngestProcess]
+) -> None:
+    source = start_source(sources, feed.endpoint)
+    feed.wait_subscribed()
+    view = View(source)
+    feed.tick("A.X", 1.0)
+    wait_until(lambda: "A.X" in view.refresh().rows, DEADLINE, FRAME_S, "first tick")
+    assert view.feed is not None and view.feed.state == FEED_OK
+    pid = source.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: (f := view.refresh().feed) is not None and f.state == FEED_DOWN,
+                   SILENT_S + DEADLINE, FRAME_S, "feeds shown DOWN")
+        assert view.feed is not None and view.feed.last_problem == NOT_ANSWERING
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    feed.tick("A.X", 2.0)
+    wait_until(lambda: (f := view.refresh().feed) is not None and f.state == FEED_OK,
+               DEADLINE, FRAME_S, "feeds OK again")
+    assert source.pid == pid and source.restarts == 0
+
+
+def test_recording_through_the_process(
+    feed: Feed, sources: list[IngestProcess], tmp_path: Path
+) -> None:
+    source = start_source(sources, feed.endpoint)
+    feed.wait_subscribed()
+    path = tmp_path / "session.rec"
+    source.start_recording(path)
+    assert source.recording == path
+    for i in range(100):
+        feed.tick("A.X", float(i))
+    wait_until(lambda: source.drain().received_total == 100, DEADLINE, FRAME_S, "100 frames")
+    source.stop_recording()
+    assert source.recording is None
+    assert len(list(read_recording(path))) == 100
+    with pytest.raises(OSError, match="does not exist"):
+        source.start_recording(tmp_path / "no-such-dir" / "x.rec")
+    assert source.recording is None
+
+
+def test_a_bad_endpoint_is_the_usage_error_of_the_thread(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="feed endpoint") as from_process:
+        IngestProcess(["not-an-endpoint"]).start()
+    with pytest.raises(UsageError, match="feed endpoint") as from_thread:
+        Ingest(["not-an-endpoint"]).start()
+    assert str(from_process.value) == str(from_thread.value)
+
+
+def test_config_chooses_the_ingest() -> None:
+    def config(value: str) -> object:
+        return load_config(use_user_file=False, env={}, overrides={"console.ingest": value})
+
+    assert isinstance(make_tick_source(["tcp://127.0.0.1:1"], config("process")), IngestProcess)
+    assert isinstance(make_tick_source(["tcp://127.0.0.1:1"], config("thread")), Ingest)
+    with pytest.raises(ConfigError, match=r"console\.ingest: expected one of PROCESS, THREAD"):
+        config("fork")
