@@ -27,7 +27,6 @@ Scenarios:
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
 import shutil
@@ -46,7 +45,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 
 from bench.procs import emit_result
 from bench.raw import HEARTBEAT_GAP_S
-from bench.stats import percentile, summarise_seconds
+from bench.stats import percentile, process_cpu_seconds, summarise_seconds
 from console.app import TradeConsole
 from console.model import FrameUpdate
 from console.run import make_tick_source
@@ -172,13 +171,8 @@ def cpu_seconds(source: Any) -> list[float]:
         if pid is None:
             usage = resource.getrusage(resource.RUSAGE_SELF)
             times.append(usage.ru_utime + usage.ru_stime)
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            times.append(0.0)
-            continue
-        times.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        else:
+            times.append(process_cpu_seconds(pid))
     return times
 
 
@@ -336,6 +330,7 @@ class Probe:
                 flowing.set()  # heartbeats are timed while the feed flows
 
         first, last, received = self._follow_ingest(count, on_poll)
+        wall_offset_ns = time.time_ns() - time.perf_counter_ns()
         if heartbeat_thread is not None:
             heartbeat_thread.join(30.0)
         window = [s for s in self.source.latency_seconds if first + 1.0 <= s[0] <= last]
@@ -344,6 +339,8 @@ class Probe:
         self.result = {
             "sent": count, "received": received, "seconds_sampled": len(window),
             "p50_us": p50, "p99_us": p99,
+            "first_wall_ns": int(first * 1e9) + wall_offset_ns,
+            "last_wall_ns": int(last * 1e9) + wall_offset_ns,
             "rtt_samples": len(rtts),
             "rtt_p50_us": percentile(rtts, 0.50), "rtt_p99_us": percentile(rtts, 0.99),
         }

@@ -32,7 +32,7 @@ from bench import first_frame
 from bench.feeder import DONE_PREFIX
 from bench.procs import Child
 from bench.raw import rtt_percentiles
-from bench.stats import write_result
+from bench.stats import process_cpu_seconds, write_result
 from services.launcher import ServiceProcess, spawn
 
 PHASE_TIMEOUT_S = 300.0
@@ -148,15 +148,21 @@ class Bench:
         # Only the round trips taken while the feed flowed, like the console's.
         return raw, rtt_percentiles(beats["samples"], raw["first_wall_ns"], raw["last_wall_ns"])
 
-    def console_latency(self, gateway: str) -> dict[str, Any]:
+    def console_latency(self, gateway: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The console on the paced feed; beside it, the plain REQ loop under the same load."""
         s = self.sizes
         count = int(s.latency_rate * s.latency_seconds)
         feeder, feed = self._feeder(count, s.load_symbols, s.latency_rate, delay=APP_SETTLE_S)
+        req = Child("bench.raw", ["req", "--gateway", gateway], log=self._log("raw-req-beside"))
         try:
-            return self._probe("latency", feed, count, "--gateway", gateway,
-                               "--rtts", str(s.heartbeats))
+            result = self._probe("latency", feed, count, "--gateway", gateway,
+                                 "--rtts", str(s.heartbeats))
+            beats = req.finish(PHASE_TIMEOUT_S)
         finally:
+            req.stop()
             feeder.stop()
+        return result, rtt_percentiles(beats["samples"], result["first_wall_ns"],
+                                       result["last_wall_ns"])
 
     def rss(self) -> dict[str, Any]:
         s = self.sizes
@@ -176,6 +182,28 @@ class Bench:
             return result
         finally:
             feeder.stop()
+
+    def raw_cpu(self) -> dict[str, Any]:
+        """The reference subscriber's CPU on the same 30k msg/s feed, same window."""
+        s = self.sizes
+        count = int(s.cpu_rate * s.cpu_seconds)
+        feeder, feed = self._feeder(count, s.cpu_symbols, s.cpu_rate, delay=APP_SETTLE_S)
+        try:
+            raw = Child("bench.raw", ["sub", "--latency", "--feed", feed, "--count", str(count)],
+                        log=self._log("raw-cpu"))
+            try:
+                # The feed starts APP_SETTLE_S after the subscription; measure from
+                # 1 s of flow until 0.5 s before its end, like the console's window.
+                time.sleep(APP_SETTLE_S + 1.0)
+                t0, c0 = time.monotonic(), process_cpu_seconds(raw.popen.pid)
+                time.sleep(max(s.cpu_seconds - 1.5, 0.5))
+                t1, c1 = time.monotonic(), process_cpu_seconds(raw.popen.pid)
+                raw.result(PHASE_TIMEOUT_S)
+            finally:
+                raw.stop()
+        finally:
+            feeder.stop()
+        return {"cpu_pct": (c1 - c0) / max(t1 - t0, 1e-9) * 100.0, "rate": s.cpu_rate}
 
     def first_frame(self) -> list[float]:
         publisher = spawn("publisher", ["publisher", "--bind", "tcp://127.0.0.1:*",
@@ -225,13 +253,14 @@ class Bench:
         try:
             cmd = str(gateway.endpoints["cmd"])
             d["raw_latency"], d["raw_heartbeat"] = self.raw_latency(cmd)
-            d["console_latency"] = self.console_latency(cmd)
+            d["console_latency"], d["raw_heartbeat_beside"] = self.console_latency(cmd)
         finally:
             gateway.stop()
         self.say("memory with 10k symbols ...")
         d["rss"] = self.rss()
         self.say("cpu at 30k msg/s ...")
         d["cpu"] = self.cpu()
+        d["raw_cpu"] = self.raw_cpu()
         self.say("first frame ...")
         d["first_frame_s"] = self.first_frame()
         self.say("publisher ...")
@@ -265,6 +294,9 @@ def summarise(d: dict[str, Any]) -> dict[str, Any]:
         "heartbeat_rtt_us_p99_console": lat["rtt_p99_us"],
         "heartbeat_rtt_us_p50_raw": hb["p50_us"],
         "heartbeat_rtt_us_p99_raw": hb["p99_us"],
+        # The same plain REQ loop, run beside the console (same machine load).
+        "heartbeat_rtt_us_p50_raw_beside_console": d["raw_heartbeat_beside"]["p50_us"],
+        "heartbeat_rtt_us_p99_raw_beside_console": d["raw_heartbeat_beside"]["p99_us"],
         "rss_mb_10k_symbols": d["rss"]["rss_mb"],
         "rss_messages": d["rss"]["sent"],
         "first_frame_s": statistics.median(d["first_frame_s"]),
@@ -273,6 +305,9 @@ def summarise(d: dict[str, Any]) -> dict[str, Any]:
                                   d["raw_publisher"]["msgs_per_s"]),
         "raw_publisher_msgs_per_s": d["raw_publisher"]["msgs_per_s"],
         "cpu_pct_30k": cpu["cpu_pct"],
+        "cpu_pct_30k_ui": cpu.get("cpu_pct_ui"),
+        "cpu_pct_30k_ingest": cpu.get("cpu_pct_ingest"),
+        "raw_sub_cpu_pct_30k": d["raw_cpu"]["cpu_pct"],
         "counted_all_30k": cpu["counted_all"],
     }
     result["goals"] = check_goals(result)
@@ -337,11 +372,19 @@ def table(r: dict[str, Any]) -> str:
         ("heartbeat RTT p99, µs", _num(r["heartbeat_rtt_us_p99_console"]),
          _num(r["heartbeat_rtt_us_p99_raw"]),
          _num(_ratio(r["heartbeat_rtt_us_p99_console"], r["heartbeat_rtt_us_p99_raw"]), 2)),
+        ("heartbeat RTT p99 beside the console (same load), µs",
+         _num(r["heartbeat_rtt_us_p99_console"]),
+         _num(r["heartbeat_rtt_us_p99_raw_beside_console"]),
+         _num(_ratio(r["heartbeat_rtt_us_p99_console"],
+                     r["heartbeat_rtt_us_p99_raw_beside_console"]), 2)),
         (f"RSS after {r['rss_messages']:,} msgs over 10k symbols, MB",
          _num(r["rss_mb_10k_symbols"], 1), "-", "-"),
         ("first painted frame, s", _num(r["first_frame_s"], 2), "-", "-"),
-        ("CPU at 30k msg/s over 2000 symbols, % of a core", _num(r["cpu_pct_30k"], 1), "-",
-         "-"),
+        ("CPU at 30k msg/s over 2000 symbols, % of a core", _num(r["cpu_pct_30k"], 1),
+         _num(r["raw_sub_cpu_pct_30k"], 1), _num(_ratio(r["cpu_pct_30k"],
+                                                        r["raw_sub_cpu_pct_30k"]), 2)),
+        ("… of which the UI process / the ingest process", f"{_num(r['cpu_pct_30k_ui'], 1)} / "
+         f"{_num(r['cpu_pct_30k_ingest'], 1)}", "-", "-"),
         ("feeds panel counted every message at 30k msg/s", _num(r["counted_all_30k"]), "-",
          "-"),
         ("publisher --rate 0, msg/s", _num(r["publisher_msgs_per_s"]),

@@ -8,6 +8,7 @@ like: the median over seconds of each second's percentile.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,3 +59,12 @@ def write_result(result: dict[str, Any], path: Path | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {path}")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (Linux /proc); 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

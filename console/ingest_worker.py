@@ -119,6 +119,16 @@ def build_ingest(settings: dict[str, Any]) -> Ingest:
     )
 
 
+def _lower_priority(nice: int) -> None:
+    """Under a flat-out feed this process is CPU-bound; the screen and keys should win."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(nice)
+    except OSError as exc:
+        log.warning("ingest process: cannot lower its priority: %s", exc)
+
+
 def _setup_logging(settings: dict[str, Any]) -> None:
     level = settings.get("log_level")
     if not level:
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     settings = json.loads(args.settings)
+    _lower_priority(int(settings.get("nice", 0)))
     _setup_logging(settings)
     context = zmq.Context()
     control = context.socket(zmq.PAIR)

@@ -62,6 +62,10 @@ def validate_console_config(config: Config) -> None:
         flag = "--theme" if where == "command line" else f"console.theme ({where})"
         raise UsageError(f"{flag}: unknown theme {theme!r} (available: "
                          f"{', '.join(available_themes())})")
+    nice = config.get("console", "ingest_nice")
+    if not 0 <= nice <= 19:
+        where = config.source_of("console", "ingest_nice")
+        raise UsageError(f"console.ingest_nice ({where}) must be between 0 and 19, got {nice}")
     for key in ("row_stale_after_s", "poll_interval_s"):
         if config.get("console", key) <= 0:
             raise UsageError(f"console.{key} must be > 0, got {config.get('console', key)}")

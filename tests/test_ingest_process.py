@@ -18,7 +18,7 @@ import zmq
 from console.ingest import Ingest
 from console.ingest_process import NOT_ANSWERING, SILENT_S, IngestProcess
 from console.model import CONN_CONNECTED, FEED_DOWN, FEED_OK, FeedRow, SymbolRow
-from console.run import make_tick_source
+from console.run import make_tick_source, validate_console_config
 from services.config import ConfigError, load_config
 from services.errors import UsageError
 from services.recording import read_recording
@@ -118,6 +118,10 @@ def test_every_frame_counted_and_rows_cross_the_pipe(
     assert detail.row.last == 100.0 + total - 1
     assert sorted(source.all_rows()) == sorted(symbols)
     assert source.detail("NOPE.EX") is None
+    # Bulk work at a lower priority than the screen (ingest_nice, default 10).
+    assert source.pid is not None
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + 10, 19)
+    assert os.getpriority(os.PRIO_PROCESS, source.pid) == expected
 
 
 def test_a_killed_process_is_restarted_and_the_screen_is_told(
@@ -211,3 +215,6 @@ def test_config_chooses_the_ingest() -> None:
     assert isinstance(make_tick_source(["tcp://127.0.0.1:1"], config("thread")), Ingest)
     with pytest.raises(ConfigError, match=r"console\.ingest: expected one of PROCESS, THREAD"):
         config("fork")
+    too_nice = load_config(use_user_file=False, env={}, overrides={"console.ingest_nice": 25})
+    with pytest.raises(UsageError, match=r"ingest_nice .* between 0 and 19, got 25"):
+        validate_console_config(too_nice)
