@@ -75,12 +75,14 @@ def start_ingest(*endpoints: str, **kwargs: Any) -> Ingest:
 
 
 class View:
-    """Accumulates drains the way the UI does (rows merge, feeds are replaced)."""
+    """Accumulates drains the way the UI does (rows merge, feeds are replaced,
+    telemetry messages are appended). Works on any TickSource."""
 
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Any) -> None:
         self.ingest = ingest
         self.rows: dict[str, SymbolRow] = {}
         self.feeds: list[FeedRow] = []
+        self.messages: list[str] = []
         self.pending = 0
 
     def refresh(self) -> View:
@@ -89,6 +91,7 @@ class View:
         for vt in update.removed:
             self.rows.pop(vt, None)
         self.feeds = update.feeds
+        self.messages += [record.message for record in update.telemetry]
         self.pending += update.pending
         return self
 

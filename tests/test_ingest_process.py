@@ -17,13 +17,13 @@ import zmq
 
 from console.ingest import Ingest
 from console.ingest_process import NOT_ANSWERING, SILENT_S, IngestProcess
-from console.model import CONN_CONNECTED, FEED_DOWN, FEED_OK, FeedRow, SymbolRow
+from console.model import CONN_CONNECTED, FEED_DOWN, FEED_OK
 from console.run import make_tick_source, validate_console_config
 from services.config import ConfigError, load_config
 from services.errors import UsageError
 from services.recording import read_recording
 from tests.conftest import wait_until
-from tests.test_ingest import DEADLINE, Feed
+from tests.test_ingest import DEADLINE, Feed, View
 
 FRAME_S = 0.02  # how often these tests drain, like a UI at 50 fps
 
@@ -54,29 +54,14 @@ def start_source(sources: list[IngestProcess], *endpoints: str) -> IngestProcess
     return source
 
 
-class View:
-    """What the UI keeps: rows merged, feeds replaced, telemetry appended."""
-
-    def __init__(self, source: IngestProcess) -> None:
-        self.source = source
-        self.rows: dict[str, SymbolRow] = {}
-        self.feeds: list[FeedRow] = []
-        self.messages: list[str] = []
-        self.pending = 0
-
-    def refresh(self) -> View:
-        update = self.source.drain()
-        self.rows.update(update.rows)
-        for vt in update.removed:
-            self.rows.pop(vt, None)
-        self.feeds = update.feeds
-        self.messages += [record.message for record in update.telemetry]
-        self.pending += update.pending
-        return self
-
-    @property
-    def feed(self) -> FeedRow | None:
-        return self.feeds[0] if self.feeds else None
+def first_tick(sources: list[IngestProcess], feed: Feed) -> tuple[IngestProcess, View]:
+    """A started source that has shown one tick of A.X."""
+    source = start_source(sources, feed.endpoint)
+    feed.wait_subscribed()
+    view = View(source)
+    feed.tick("A.X", 1.0)
+    wait_until(lambda: "A.X" in view.refresh().rows, DEADLINE, FRAME_S, "first tick")
+    return source, view
 
 
 def process_gone(pid: int) -> bool:
@@ -101,7 +86,7 @@ def test_every_frame_counted_and_rows_cross_the_pipe(
     symbols = [f"S{i}.EX" for i in range(50)]
     for i in range(total):
         feed.tick(symbols[i % 50], 100.0 + i)
-    wait_until(lambda: view.refresh().source.received_total >= total, DEADLINE, FRAME_S,
+    wait_until(lambda: view.refresh().ingest.received_total >= total, DEADLINE, FRAME_S,
                f"{total} frames")
     view.refresh()
     assert source.received_total == total
@@ -127,18 +112,14 @@ def test_every_frame_counted_and_rows_cross_the_pipe(
 def test_a_killed_process_is_restarted_and_the_screen_is_told(
     feed: Feed, sources: list[IngestProcess]
 ) -> None:
-    source = start_source(sources, feed.endpoint)
-    feed.wait_subscribed()
-    view = View(source)
-    feed.tick("A.X", 1.0)
-    wait_until(lambda: "A.X" in view.refresh().rows, DEADLINE, FRAME_S, "first tick")
+    source, view = first_tick(sources, feed)
     first = source.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: any("restarting" in m for m in view.refresh().messages), DEADLINE,
                FRAME_S, "a restart notice")
     assert any(str(first) in m for m in view.messages)
-    wait_until(lambda: view.refresh().source.pid not in (None, first), DEADLINE, FRAME_S,
+    wait_until(lambda: view.refresh().ingest.pid not in (None, first), DEADLINE, FRAME_S,
                "a new process")
     view.rows.clear()
 
@@ -159,11 +140,7 @@ def test_a_killed_process_is_restarted_and_the_screen_is_told(
 def test_a_silent_process_shows_every_feed_down_until_it_answers(
     feed: Feed, sources: list[IngestProcess]
 ) -> None:
-    source = start_source(sources, feed.endpoint)
-    feed.wait_subscribed()
-    view = View(source)
-    feed.tick("A.X", 1.0)
-    wait_until(lambda: "A.X" in view.refresh().rows, DEADLINE, FRAME_S, "first tick")
+    source, view = first_tick(sources, feed)
     assert view.feed is not None and view.feed.state == FEED_OK
     pid = source.pid
     assert pid is not None
