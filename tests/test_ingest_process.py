@@ -80,7 +80,7 @@ def test_every_frame_counted_and_rows_cross_the_pipe(
     source = start_source(sources, feed.endpoint)
     feed.wait_subscribed()
     view = View(source)
-    wait_until(lambda: (f := view.refresh().feed) is not None and f.connection == CONN_CONNECTED,
+    wait_until(lambda: view.refresh().feeds and view.feed.connection == CONN_CONNECTED,
                DEADLINE, FRAME_S, "connected")
     total = 20_000
     symbols = [f"S{i}.EX" for i in range(50)]
@@ -146,13 +146,13 @@ def test_a_silent_process_shows_every_feed_down_until_it_answers(
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_until(lambda: (f := view.refresh().feed) is not None and f.state == FEED_DOWN,
+        wait_until(lambda: view.refresh().feeds and view.feed.state == FEED_DOWN,
                    SILENT_S + DEADLINE, FRAME_S, "feeds shown DOWN")
         assert view.feed is not None and view.feed.last_problem == NOT_ANSWERING
     finally:
         os.kill(pid, signal.SIGCONT)
     feed.tick("A.X", 2.0)
-    wait_until(lambda: (f := view.refresh().feed) is not None and f.state == FEED_OK,
+    wait_until(lambda: view.refresh().feeds and view.feed.state == FEED_OK,
                DEADLINE, FRAME_S, "feeds OK again")
     assert source.pid == pid and source.restarts == 0
 
