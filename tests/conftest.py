@@ -15,7 +15,9 @@ import pytest
 import zmq
 
 from console.ingest import Ingest
+from services.envelope import Envelope
 from services.launcher import ServiceProcess, spawn
+from services.protocol import packb
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -90,3 +92,43 @@ def zctx() -> Iterator[zmq.Context]:
         yield ctx
     finally:
         ctx.destroy(linger=0)
+
+
+# A raw XPUB feed for ingest tests (thread and process alike).
+FEED_DEADLINE = 15.0
+
+
+class Feed:
+    """An XPUB in the test: it sees the ingest's subscription, so nothing is sent too early."""
+
+    def __init__(self, ctx: zmq.Context) -> None:
+        self.sock = ctx.socket(zmq.XPUB)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(ANY_PORT)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.env = Envelope("test-pub", epoch=1)
+
+    def wait_subscribed(self) -> None:
+        """Wait for a subscribe message (unsubscribes, sent on disconnect, are skipped)."""
+        deadline = time.monotonic() + FEED_DEADLINE
+        while time.monotonic() < deadline:
+            if self.sock.poll(100) and self.sock.recv()[:1] == b"\x01":
+                return
+        raise AssertionError("ingest never subscribed")
+
+    def tick(self, vt: str, last: float) -> None:
+        body = self.env.stamp(vt, {"vt_symbol": vt, "last_price": last, "volume": 1.0})
+        self.sock.send_multipart([vt.encode(), packb(body)])
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+@pytest.fixture
+def feed(zctx: zmq.Context) -> Iterator[Feed]:
+    f = Feed(zctx)
+    try:
+        yield f
+    finally:
+        f.close()

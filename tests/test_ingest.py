@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,49 +19,12 @@ from console.model import (
     FeedRow,
     SymbolRow,
 )
-from services.envelope import Envelope
 from services.errors import UsageError
 from services.protocol import Limits, health_topic, packb
 from services.recording import read_recording
-from tests.conftest import ANY_PORT, ServiceFactory, wait_until
+from tests.conftest import Feed, ServiceFactory, wait_until
 
 DEADLINE = 15.0
-
-
-class Feed:
-    """An XPUB in the test: it sees the ingest's subscription, so nothing is sent too early."""
-
-    def __init__(self, ctx: zmq.Context) -> None:
-        self.sock = ctx.socket(zmq.XPUB)
-        self.sock.setsockopt(zmq.SNDHWM, 0)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.bind(ANY_PORT)
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.env = Envelope("test-pub", epoch=1)
-
-    def wait_subscribed(self) -> None:
-        """Wait for a subscribe message (unsubscribes, sent on disconnect, are skipped)."""
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if self.sock.poll(100) and self.sock.recv()[:1] == b"\x01":
-                return
-        raise AssertionError("ingest never subscribed")
-
-    def tick(self, vt: str, last: float) -> None:
-        body = self.env.stamp(vt, {"vt_symbol": vt, "last_price": last, "volume": 1.0})
-        self.sock.send_multipart([vt.encode(), packb(body)])
-
-    def close(self) -> None:
-        self.sock.close(linger=0)
-
-
-@pytest.fixture
-def feed(zctx: zmq.Context) -> Iterator[Feed]:
-    f = Feed(zctx)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def start_ingest(*endpoints: str, **kwargs: Any) -> Ingest:

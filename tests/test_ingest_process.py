@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import zmq
 
 from console.ingest import Ingest
 from console.ingest_process import NOT_ANSWERING, SILENT_S, IngestProcess
@@ -22,19 +21,10 @@ from console.run import make_tick_source, validate_console_config
 from services.config import ConfigError, load_config
 from services.errors import UsageError
 from services.recording import read_recording
-from tests.conftest import wait_until
-from tests.test_ingest import DEADLINE, Feed, View
+from tests.conftest import Feed, wait_until
+from tests.test_ingest import DEADLINE, View
 
 FRAME_S = 0.02  # how often these tests drain, like a UI at 50 fps
-
-
-@pytest.fixture
-def feed(zctx: zmq.Context) -> Iterator[Feed]:
-    f = Feed(zctx)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @pytest.fixture
