@@ -2,8 +2,8 @@
 
 Pure state, no sockets and no threads, so it can be driven frame by frame
 under an injected clock in tests. The ingest thread calls `on_frame` for
-every frame it receives (the hot path: a few dict lookups and integer
-comparisons, no allocation beyond the decoded payload, no logging); the UI
+every frame it receives (the hot path: one C decode of the fields the table
+shows, a few dict lookups and integer comparisons, no logging); the UI
 calls `drain()` once per screen frame and gets only what changed, already
 derived for display. Every structure is bounded, whatever peers send.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from console.hot_tick import HotTick, decode_hot
 from console.model import (
     CONN_CONNECTING,
     CONN_DISCONNECTED,
@@ -41,7 +42,6 @@ from services.protocol import (
     Limits,
     decode_topic,
     tick_field_problem,
-    tick_problem,
     unpack_map,
 )
 
@@ -67,12 +67,11 @@ def _reject_ext(code: int, data: memoryview) -> Any:
     raise DecodeError(f"msgpack ext type {code} not allowed")
 
 
-# Ticks are the hot path: msgspec decodes a vnpy tick more than twice as fast
-# as msgpack-python, which was most of the per-tick cost. The rules are those
-# of protocol.unpack_map: a map with string keys, no extension type but the
-# Timestamp (decoded as an aware datetime), no trailing bytes, and the frame
-# within max_msg_size (which bounds every string and container in it).
-# Telemetry and events keep unpack_map.
+# A whole tick, for the detail view (ingest decodes only console.hot_tick). The
+# rules are those of protocol.unpack_map: a map with string keys, no extension
+# type but the Timestamp (decoded as an aware datetime), no trailing bytes, and
+# the frame within max_msg_size (which bounds every string and container in
+# it). msgspec rather than msgpack-python: twice as fast on a vnpy tick.
 _decode_map = msgspec.msgpack.Decoder(dict[str, Any], ext_hook=_reject_ext).decode
 
 
@@ -89,6 +88,9 @@ def decode_tick(payload: bytes, limits: Limits) -> dict[str, Any]:
     if len(tick) > limits.max_container_len:
         raise DecodeError(f"map of {len(tick)} entries exceeds {limits.max_container_len}")
     return tick
+
+
+EMPTY_TICK = HotTick()
 
 
 class _Pub:
@@ -139,7 +141,8 @@ class _Symbol:
 
     __slots__ = (
         "dirty", "epoch", "evicted", "exchange", "feed", "first_last", "gaps", "key", "last",
-        "latency_ns", "prev_last", "recent", "tick", "ticks", "tseq", "updated_ns", "vt",
+        "latency_ns", "payload", "prev_last", "recent", "tick", "ticks", "tseq", "updated_ns",
+        "vt",
         "watch_until_ns",
     )
 
@@ -149,7 +152,8 @@ class _Symbol:
         _, dot, exchange = vt.rpartition(".")
         self.exchange = exchange if dot else ""
         self.feed = feed
-        self.tick: dict[str, Any] = {}
+        self.tick = EMPTY_TICK
+        self.payload = b""  # the latest frame as received, decoded in full for the detail
         self.last: Any = None
         self.prev_last: Any = None
         self.first_last: Any = None
@@ -233,13 +237,10 @@ class FeedBook:
                 if tick is None:
                     return True  # telemetry or event, already handled
             else:
-                tick = decode_tick(payload, self._limits)
-                problem = tick_problem(tick, sym.vt)
-                if problem is not None:
-                    raise DecodeError(problem)
-            seq = tick.get("seq")
+                tick = decode_hot(payload, sym.vt, self._limits)
+            seq = tick.seq
             if seq is not None:
-                pub = tick.get("pub")
+                pub = tick.pub
                 pub_state = feed.pubs.get(pub)  # TypeError when unhashable
                 if pub_state is None and type(pub) is not str:
                     raise DecodeError("envelope field pub is not a string")
@@ -250,27 +251,28 @@ class FeedBook:
             self._reject(feed, "envelope field pub is not a string", now)
             return False
         if sym is None:
-            sym = self._new_symbol(topic, feed.endpoint, tick.get("last_price"))
+            sym = self._new_symbol(topic, feed.endpoint, tick.last_price)
         if seq is not None:
-            epoch = tick["epoch"]
+            epoch = tick.epoch
             if pub_state is not None and pub_state.epoch == epoch and seq == pub_state.seq + 1:
                 pub_state.seq = seq
             else:
                 self._track_seq(feed, pub_state, pub, epoch, seq)
-            tseq = tick["tseq"]
+            tseq = tick.tseq
             if epoch == sym.epoch and tseq == sym.tseq + 1:
                 sym.tseq = tseq
             else:
                 self._track_tseq(sym, epoch, tseq)
-            latency = self._wall_ns() - tick["ts_ns"]
+            latency = self._wall_ns() - tick.ts_ns
             sym.latency_ns = latency
             feed.latency.append(latency)
         else:
             sym.latency_ns = None
-        last = tick.get("last_price")
+        last = tick.last_price
         sym.prev_last = sym.last
         sym.last = last
         sym.tick = tick
+        sym.payload = payload
         sym.ticks += 1
         sym.updated_ns = now
         if sym.recent is not None and last is not None:
@@ -285,7 +287,7 @@ class FeedBook:
 
     def _admit(
         self, feed: _Feed, topic: bytes, payload: bytes, now: int
-    ) -> dict[str, Any] | None:
+    ) -> HotTick | None:
         """Decode a frame whose topic is not a known symbol.
 
         Returns the tick when it is a valid tick of a new symbol, None when the
@@ -302,11 +304,7 @@ class FeedBook:
             return None
         if not name:
             raise DecodeError("empty topic")
-        tick = decode_tick(payload, self._limits)
-        problem = tick_problem(tick, name)
-        if problem is not None:
-            raise DecodeError(problem)
-        return tick
+        return decode_hot(payload, name, self._limits)
 
     def _new_symbol(self, topic: bytes, endpoint: str, first_last: Any) -> _Symbol:
         if len(self._symbols) >= self._max_symbols:
@@ -581,12 +579,15 @@ class FeedBook:
                 sym.recent.append((sym.updated_ns, sym.last))
             self._watched.add(sym.key)
         sym.watch_until_ns = now + WATCH_TTL_NS
-        return SymbolDetail(
-            row=self._row(sym),
-            tick=dict(sym.tick),
-            recent=list(sym.recent),
-            problem=tick_field_problem(sym.tick),
-        )
+        # Ingest checked only the fields the table shows; the rest are checked here.
+        try:
+            tick = decode_tick(sym.payload, self._limits) if sym.payload else {}
+            problem = tick_field_problem(tick)
+        except DecodeError as exc:
+            tick = {k: v for k, v in msgspec.structs.asdict(sym.tick).items() if v is not None}
+            problem = exc.reason
+        return SymbolDetail(row=self._row(sym), tick=tick, recent=list(sym.recent),
+                            problem=problem)
 
     def all_rows(self) -> dict[str, SymbolRow]:
         """Every tracked symbol's row (for a full table rebuild, not per frame)."""
@@ -603,11 +604,10 @@ class FeedBook:
     @staticmethod
     def _row(sym: _Symbol) -> SymbolRow:
         tick = sym.tick
-        get = tick.get
         last = sym.last
-        bid = get("bid_price_1")
-        ask = get("ask_price_1")
-        pre_close = get("pre_close")
+        bid = tick.bid_price_1
+        ask = tick.ask_price_1
+        pre_close = tick.pre_close
         change = None
         if last is not None and sym.first_last is None:
             sym.first_last = last  # the first tick had no last price
@@ -631,9 +631,9 @@ class FeedBook:
             bid,                                                      # bid
             ask,                                                      # ask
             ask - bid if bid is not None and ask is not None else None,  # spread
-            get("bid_volume_1"),                                      # bid_size
-            get("ask_volume_1"),                                      # ask_size
-            get("volume"),                                            # volume
+            tick.bid_volume_1,                                        # bid_size
+            tick.ask_volume_1,                                        # ask_size
+            tick.volume,                                              # volume
             sym.ticks,                                                # ticks
             sym.updated_ns,                                           # updated_ns
             latency_ns / 1000.0 if latency_ns is not None else None,  # latency_us

@@ -188,11 +188,14 @@ HOSTILE: list[tuple[str, bytes, bytes]] = [
     ("deep nesting", b"A.X", _deep()),
     ("huge map header", b"A.X", b"\xdf\x7f\xff\xff\xff"),
     ("huge str header", b"A.X", b"\x81\xa1k\xdb\x7f\xff\xff\xff"),
-    ("ext type", b"A.X", packb({"vt_symbol": "A.X", "x": msgpack.ExtType(5, b"abc")})),
+    ("ext type in a shown field", b"A.X", packb({"vt_symbol": "A.X",
+                                                 "last_price": msgpack.ExtType(5, b"abc")})),
     ("trailing bytes", b"A.X", packb(tick("A.X", 1.0)) + b"\x00"),
     ("bytes key", b"A.X", msgpack.packb({b"last_price": 1.0}, use_bin_type=True)),
-    ("invalid utf-8 key", b"A.X", b"\x81\xa2\xff\xfe\x01"),
-    ("invalid utf-8 value", b"A.X", b"\x81\xa1a\xa2\xff\xfe"),
+    ("invalid utf-8 vt_symbol", b"A.X", b"\x81\xa9vt_symbol\xa2\xff\xfe"),
+    ("missing envelope field", b"A.X", packb({**tick("A.X", 1.0), "pub": "p", "epoch": 1,
+                                              "seq": 1, "ts_ns": 1})),
+    ("map header over the limit", b"A.X", b"\xde\xff\xff" + b"\xa1k\xc0" * 10),
     ("vt mismatch", b"A.X", packb(tick("B.Y", 1.0))),
     ("topic not utf-8", b"\xff\xfe.X", packb(tick("A.X", 1.0))),
     ("empty topic", b"", packb({"last_price": 1.0})),
@@ -338,6 +341,32 @@ def test_telemetry_metrics_health_logs_and_events() -> None:
     assert update.rows == {} and update.pending == 0
     assert feed.gaps == 0 and feed.rejected == 0
     assert book.drain().telemetry == []
+
+
+# Fields the table does not show are walked, not checked, on every tick; the
+# detail view decodes the whole frame and reports what is wrong with them.
+UNSHOWN_FIELD_PROBLEMS = [
+    ("ext type", packb({"vt_symbol": "A.X", "last_price": 3.0,
+                        "x": msgpack.ExtType(5, b"abc")}), "ext type 5"),
+    ("invalid utf-8 key", b"\x82\xaalast_price\x03\xa2\xff\xfe\x01", "not a msgpack map"),
+    ("invalid utf-8 value", b"\x82\xaalast_price\x03\xa1a\xa2\xff\xfe", "not a msgpack map"),
+]
+
+
+@pytest.mark.parametrize(("name", "payload", "problem"), UNSHOWN_FIELD_PROBLEMS,
+                         ids=[c[0] for c in UNSHOWN_FIELD_PROBLEMS])
+def test_a_bad_field_the_table_does_not_show_is_reported_by_the_detail(
+        name: str, payload: bytes, problem: str) -> None:
+    book, _, _ = make_book()
+    send(book, "A.X", tick("A.X", 1.0))
+    assert book.on_frame(0, b"A.X", payload) is True, name
+    update = book.drain()
+    assert update.feeds[0].rejected == 0
+    assert update.rows["A.X"].last == 3.0
+    detail = book.detail("A.X")
+    assert detail is not None
+    assert detail.problem is not None and problem in detail.problem
+    assert detail.tick["last_price"] == 3.0  # the fields ingest did read
 
 
 def test_detail_has_tick_history_and_field_problem() -> None:
