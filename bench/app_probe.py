@@ -128,6 +128,9 @@ class SampledSource:
         self.latency_seconds: list[tuple[float, float, float]] = []  # (when, p50, p99)
         self.last_update: FrameUpdate | None = None
 
+    def show(self, on_screen: Any) -> None:
+        self.inner.show(on_screen)
+
     def drain(self) -> FrameUpdate:
         update = self.inner.drain()
         self.last_update = update

@@ -301,6 +301,7 @@ class TradeConsole(App[int]):
         """Drain the source once and apply only what changed."""
         if not self._ui_ready or not self.is_running:
             return  # shutting down: the widgets are being removed
+        self._show_on_screen()
         update = self.source.drain()
         self._apply_rows(update)
         self._received_total = update.received_total
@@ -331,6 +332,17 @@ class TradeConsole(App[int]):
         screen = self.screen
         if isinstance(screen, DetailScreen) and screen.vt_symbol in update.rows:
             screen.show_detail(self.source.detail(screen.vt_symbol), now)
+
+    def _show_on_screen(self) -> None:
+        """Tell a source that can prioritise rows which symbols are on screen."""
+        show = getattr(self.source, "show", None)
+        if show is None:
+            return
+        on_screen = self.table.on_screen_symbols()
+        screen = self.screen
+        if isinstance(screen, DetailScreen):
+            on_screen.append(screen.vt_symbol)  # its detail follows every tick
+        show(on_screen)
 
     def _apply_rows(self, update: FrameUpdate) -> None:
         if update.rows:

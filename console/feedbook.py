@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import msgspec
@@ -52,6 +52,10 @@ NS_PER_S = 1_000_000_000
 LATENCY_RING = 4096
 # (recv ns, last price) pairs kept for a symbol whose detail pane is open.
 RECENT_POINTS = 64
+# Rows of symbols off screen go to the UI at most this often (on-screen ones
+# every frame): a table sorted by a live column re-sorts with them, and the
+# UI is spared decoding and applying rows it cannot show.
+OFF_SCREEN_ROWS_NS = NS_PER_S // 2
 # A detail pane not asked for during this long stops collecting history.
 WATCH_TTL_NS = 10 * NS_PER_S
 # New telemetry records / events kept until the next drain.
@@ -141,8 +145,8 @@ class _Symbol:
 
     __slots__ = (
         "dirty", "epoch", "evicted", "exchange", "feed", "first_last", "gaps", "key", "last",
-        "latency_ns", "payload", "prev_last", "recent", "tick", "ticks", "tseq", "updated_ns",
-        "vt",
+        "latency_ns", "payload", "prev_last", "recent", "sent", "tick", "ticks", "tseq",
+        "updated_ns", "vt",
         "watch_until_ns",
     )
 
@@ -164,6 +168,7 @@ class _Symbol:
         self.tseq = 0
         self.gaps = 0
         self.dirty = False
+        self.sent = False  # a row went out: the UI knows the symbol
         self.evicted = False
         # Only symbols whose detail pane is open collect history: memory and
         # hot-path cost stay flat however many symbols stream.
@@ -218,6 +223,7 @@ class FeedBook:
         self._last_p50 = 0.0
         self._last_p99 = 0.0
         self._watched: set[bytes] = set()  # keys of symbols collecting `recent`
+        self._off_screen_due_ns = 0
 
     # --- the hot path -------------------------------------------------------------
 
@@ -482,19 +488,32 @@ class FeedBook:
 
     # --- what the UI reads -----------------------------------------------------------
 
-    def drain(self) -> FrameUpdate:
-        """Everything changed since the previous drain, derived for display."""
+    def drain(self, on_screen: Container[str] | None = None) -> FrameUpdate:
+        """Everything changed since the previous drain, derived for display.
+
+        With `on_screen` (the symbols the UI shows), rows of other symbols the
+        UI already knows wait for the next OFF_SCREEN_ROWS_NS turn; new symbols
+        and the ones on screen always go at once.
+        """
         now = self._clock_ns()
         self.tick_second(now)
+        everything = on_screen is None or now >= self._off_screen_due_ns
+        if everything and on_screen is not None:
+            self._off_screen_due_ns = now + OFF_SCREEN_ROWS_NS
         rows: dict[str, SymbolRow] = {}
+        waiting: list[_Symbol] = []
         move_to_end = self._symbols.move_to_end
         for sym in self._changed:
             if sym.evicted:
                 continue
+            if not everything and sym.sent and sym.vt not in on_screen:  # type: ignore[operator]
+                waiting.append(sym)  # still dirty: it goes out on its turn
+                continue
             sym.dirty = False
+            sym.sent = True
             move_to_end(sym.key)  # least recently updated stay at the front
             rows[sym.vt] = self._row(sym)
-        self._changed = []
+        self._changed = waiting
         removed = [vt for vt, key in self._removed.items() if key not in self._symbols]
         self._removed.clear()
         history = self.history() if self._sampled else None

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,7 @@ class Ingest:
             limits = Limits.from_config(config.section("limits")) if config is not None \
                 else DEFAULT_LIMITS
         self._limits = limits
+        self._on_screen: frozenset[str] | None = None
         self._book = FeedBook(
             self.endpoints,
             limits=limits,
@@ -239,10 +240,15 @@ class Ingest:
 
     def drain(self) -> FrameUpdate:
         with self._lock:
-            update = self._book.drain()
+            update = self._book.drain(self._on_screen)
         self._last_drain = time.monotonic()
         self._drained.set()
         return update
+
+    def show(self, on_screen: Collection[str] | None) -> None:
+        """The symbols the UI shows: their rows come every frame, the rest at
+        FeedBook's off-screen pace (None: every row every frame)."""
+        self._on_screen = None if on_screen is None else frozenset(on_screen)
 
     def detail(self, vt_symbol: str) -> SymbolDetail | None:
         with self._lock:

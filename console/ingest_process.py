@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,7 @@ class IngestProcess:
         self._received_total = 0
         self._notes: list[TelemetryRecord] = []
         self._watch: str | None = None
+        self._on_screen: list[str] | None = None
         self._watch_asked = 0.0
         self._detail: SymbolDetail | None = None
         self.restarts = 0               # times the process was started again
@@ -278,8 +279,8 @@ class IngestProcess:
         if self._watch is not None and time.monotonic() - self._watch_asked > 2 * SILENT_S:
             self._watch = None  # the detail pane was closed
         try:
-            self._control.send_multipart([wire.DRAIN, wire.encode({"watch": self._watch})],
-                                         zmq.NOBLOCK)
+            request = {"watch": self._watch, "on_screen": self._on_screen}
+            self._control.send_multipart([wire.DRAIN, wire.encode(request)], zmq.NOBLOCK)
         except zmq.Again:
             return
         self._asked = True
@@ -373,6 +374,10 @@ class IngestProcess:
         except zmq.Again:
             raise RuntimeError("the ingest process is not connected") from None
         return self._await({wire.ANSWER}, ANSWER_TIMEOUT_S)[1]
+
+    def show(self, on_screen: Collection[str] | None) -> None:
+        """The symbols the UI shows (see Ingest.show); sent with the next request."""
+        self._on_screen = None if on_screen is None else list(on_screen)
 
     def detail(self, vt_symbol: str) -> SymbolDetail | None:
         """The detail pane; a watched symbol's detail arrives with each update."""

@@ -19,7 +19,7 @@ import msgspec
 from console.model import FrameUpdate, SymbolDetail, SymbolRow
 
 # UI -> ingest process
-DRAIN = b"drain"            # body: {"watch": vt_symbol | None}
+DRAIN = b"drain"            # body: {"watch": vt_symbol | None, "on_screen": [vt_symbol]}
 DETAIL = b"detail"          # body: vt_symbol
 ALL_ROWS = b"all_rows"      # body: None
 RECORD = b"record"          # body: path to record to, or None to stop

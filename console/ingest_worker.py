@@ -68,8 +68,11 @@ class Worker:
     def handle(self, kind: bytes, body: Any) -> bool:
         ingest = self.ingest
         if kind == wire.DRAIN:
+            body = body if isinstance(body, dict) else {}
+            watch = body.get("watch")
+            on_screen = body.get("on_screen")
+            ingest.show(on_screen if isinstance(on_screen, list) else None)
             update = ingest.drain()
-            watch = body.get("watch") if isinstance(body, dict) else None
             detail = ingest.detail(watch) if watch and watch in update.rows else None
             self.reply(wire.UPDATE, (update, detail))
         elif kind == wire.DETAIL:

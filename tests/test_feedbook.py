@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.feedbook import RECENT_POINTS, FeedBook
+from console.feedbook import OFF_SCREEN_ROWS_NS, RECENT_POINTS, FeedBook
 from console.model import (
     CONN_CONNECTED,
     CONN_DISCONNECTED,
@@ -225,6 +225,28 @@ def test_hostile_frames_are_rejected_while_good_ticks_update() -> None:
     assert sorted(update.rows) == ["A.X"]  # nothing hostile became a symbol
     row = update.rows["A.X"]
     assert row.last == 999.0 and row.ticks == good
+
+
+def test_off_screen_rows_wait_for_their_turn_and_lose_nothing() -> None:
+    book, clock, _ = make_book()
+    for vt in ("A.X", "B.X"):
+        send(book, vt, tick(vt, 1.0))
+    assert sorted(book.drain(on_screen={"A.X"}).rows) == ["A.X", "B.X"]  # new: at once
+    send(book, "A.X", tick("A.X", 2.0))
+    send(book, "B.X", tick("B.X", 2.0))
+    send(book, "C.X", tick("C.X", 2.0))
+    update = book.drain(on_screen={"A.X"})
+    assert sorted(update.rows) == ["A.X", "C.X"]  # on screen, and a symbol never sent
+    assert book.drain(on_screen={"A.X"}).rows == {}  # B.X still waits its turn
+    send(book, "B.X", tick("B.X", 3.0))
+    clock.advance(OFF_SCREEN_ROWS_NS / NS)
+    update = book.drain(on_screen={"A.X"})
+    assert sorted(update.rows) == ["B.X"]
+    assert update.rows["B.X"].last == 3.0 and update.rows["B.X"].ticks == 3
+    send(book, "B.X", tick("B.X", 4.0))
+    assert book.drain(on_screen={"B.X"}).rows["B.X"].last == 4.0  # scrolled into view
+    send(book, "A.X", tick("A.X", 5.0))
+    assert book.drain().rows["A.X"].last == 5.0  # no on_screen: every row, every frame
 
 
 def test_a_rejected_tick_does_not_replace_the_good_one() -> None:

@@ -99,6 +99,26 @@ def test_every_frame_counted_and_rows_cross_the_pipe(
     assert os.getpriority(os.PRIO_PROCESS, source.pid) == expected
 
 
+def test_rows_off_screen_arrive_on_their_turn_with_the_latest_values(
+    feed: Feed, sources: list[IngestProcess]
+) -> None:
+    source, view = first_tick(sources, feed)
+    symbols = [f"S{i}.EX" for i in range(20)]
+    for vt in symbols:
+        feed.tick(vt, 1.0)
+    wait_until(lambda: set(symbols) <= set(view.refresh().rows), DEADLINE, FRAME_S,
+               "every symbol, new ones at once")
+    source.show(["S0.EX"])
+    for vt in symbols:
+        feed.tick(vt, 2.0)
+    wait_until(lambda: all(view.refresh().rows[vt].last == 2.0 for vt in symbols), DEADLINE,
+               FRAME_S, "off-screen rows on their turn")
+    assert sum(row.ticks for row in view.rows.values()) == 1 + 2 * len(symbols)
+    source.show(None)  # every row every frame again
+    feed.tick("S19.EX", 3.0)
+    wait_until(lambda: view.refresh().rows["S19.EX"].last == 3.0, DEADLINE, FRAME_S, "S19")
+
+
 def test_a_killed_process_is_restarted_and_the_screen_is_told(
     feed: Feed, sources: list[IngestProcess]
 ) -> None:

@@ -282,6 +282,11 @@ class TickTable(ScrollView, can_focus=True):
         """The shown symbols in display order (filtered, sorted)."""
         return list(self._order)
 
+    def on_screen_symbols(self) -> list[str]:
+        """The symbols in the rows on screen now (scrolled window, filter applied)."""
+        first, last = self._visible_range()
+        return self._order[first:last]
+
     def visible_rows(self) -> list[SymbolRow]:
         return [self._rows[k] for k in self._order]
 
