@@ -334,15 +334,12 @@ class TradeConsole(App[int]):
             screen.show_detail(self.source.detail(screen.vt_symbol), now)
 
     def _show_on_screen(self) -> None:
-        """Tell a source that can prioritise rows which symbols are on screen."""
-        show = getattr(self.source, "show", None)
-        if show is None:
-            return
+        """Tell the source which symbols are on screen: their rows come every frame."""
         on_screen = self.table.on_screen_symbols()
         screen = self.screen
         if isinstance(screen, DetailScreen):
             on_screen.append(screen.vt_symbol)  # its detail follows every tick
-        show(on_screen)
+        self.source.show(on_screen)
 
     def _apply_rows(self, update: FrameUpdate) -> None:
         if update.rows:

@@ -8,7 +8,7 @@ run renders the same screen. Nothing here opens a socket or a thread.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -134,6 +134,9 @@ class FrozenSource:
         first = self._first
         return FrameUpdate(rows={}, removed=[], feeds=first.feeds, telemetry=[], events=[],
                            history=None, received_total=first.received_total, pending=0)
+
+    def show(self, on_screen: Collection[str] | None) -> None:
+        pass  # everything arrives on the first drain
 
     def detail(self, vt_symbol: str) -> SymbolDetail | None:
         return self._book.detail(vt_symbol)

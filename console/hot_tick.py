@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from services.protocol import DecodeError, Limits
+from services.protocol import ENVELOPE_INT_FIELDS, HOT_NUM_FIELDS, DecodeError, Limits
 
 # Finite floats only: NaN fails both bounds, +-inf one of them. Ints are
 # accepted (and become floats); bools are not numbers here.
@@ -34,7 +34,11 @@ _MAP32 = 0xDF
 
 
 class HotTick(msgspec.Struct, gc=False):
-    """What a table row and the envelope accounting need; every field optional."""
+    """What a table row and the envelope accounting need; every field optional.
+
+    The fields are protocol.HOT_NUM_FIELDS and ENVELOPE_FIELDS plus vt_symbol,
+    spelled out for msgspec (a test holds them equal).
+    """
 
     vt_symbol: Any = None   # compared with the topic (any type: a mismatch is rejected)
     last_price: _Finite | None = None
@@ -51,10 +55,6 @@ class HotTick(msgspec.Struct, gc=False):
     ts_ns: int | None = None
 
 
-NUM_FIELDS = ("last_price", "bid_price_1", "ask_price_1", "bid_volume_1", "ask_volume_1",
-              "volume", "pre_close")
-ENVELOPE_INTS = ("epoch", "seq", "tseq", "ts_ns")
-
 _decode = msgspec.msgpack.Decoder(HotTick).decode
 _AT_FIELD = re.compile(r"at `\$\.(\w+)`")
 
@@ -63,9 +63,9 @@ def _reason(exc: msgspec.ValidationError) -> str:
     """The same short reasons the full check gives, so feeds panels read alike."""
     match = _AT_FIELD.search(str(exc))
     field = match.group(1) if match else None
-    if field in NUM_FIELDS:
+    if field in HOT_NUM_FIELDS:
         return f"{field} is not a finite number"
-    if field in ENVELOPE_INTS:
+    if field in ENVELOPE_INT_FIELDS:
         return f"envelope field {field} is not an integer"
     return f"not a msgpack map with string keys: {exc}"
 
@@ -100,6 +100,6 @@ def decode_hot(payload: bytes, topic: str, limits: Limits) -> HotTick:
         raise DecodeError("vt_symbol does not match topic")
     if tick.seq is not None and (tick.epoch is None or tick.tseq is None
                                  or tick.ts_ns is None):
-        missing = next(n for n in ENVELOPE_INTS if getattr(tick, n) is None)
+        missing = next(n for n in ENVELOPE_INT_FIELDS if getattr(tick, n) is None)
         raise DecodeError(f"envelope field {missing} is not an integer")
     return tick

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.feedbook import OFF_SCREEN_ROWS_NS, RECENT_POINTS, FeedBook
+from console.hot_tick import HotTick
 from console.model import (
     CONN_CONNECTED,
     CONN_DISCONNECTED,
@@ -19,7 +20,15 @@ from console.model import (
     FEED_STALE,
 )
 from services.envelope import Envelope
-from services.protocol import Limits, health_topic, logs_topic, metrics_topic, packb
+from services.protocol import (
+    ENVELOPE_FIELDS,
+    HOT_NUM_FIELDS,
+    Limits,
+    health_topic,
+    logs_topic,
+    metrics_topic,
+    packb,
+)
 
 NS = 1_000_000_000
 FEED = "tcp://127.0.0.1:1"
@@ -225,6 +234,10 @@ def test_hostile_frames_are_rejected_while_good_ticks_update() -> None:
     assert sorted(update.rows) == ["A.X"]  # nothing hostile became a symbol
     row = update.rows["A.X"]
     assert row.last == 999.0 and row.ticks == good
+
+
+def test_ingest_decodes_exactly_the_shown_fields_and_the_envelope() -> None:
+    assert set(HotTick.__struct_fields__) == {"vt_symbol", *HOT_NUM_FIELDS, *ENVELOPE_FIELDS}
 
 
 def test_off_screen_rows_wait_for_their_turn_and_lose_nothing() -> None:
