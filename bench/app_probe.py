@@ -3,7 +3,8 @@
 Run as `python -m bench.app_probe SCENARIO --feed EP ...`; prints one
 BENCH-RESULT line. The app is the real `TradeConsole` with the real
 ingest (a child process, as shipped; `--ingest thread` for the in-process
-one) and `GatewayClient` when a gateway is given, run with `App.run`
+one) and gateway link (also a child process as shipped, when a gateway is
+given; `[console] gateway_link` chooses), run with `App.run`
 at 200x50 exactly as `tradeconsole` runs it, except for the terminal: the
 driver renders every frame to terminal bytes like a real one and then drops
 them (Textual's headless driver skips that rendering step, which would
@@ -316,6 +317,7 @@ class Probe:
     def scenario_latency(self) -> None:
         count = self.args.count
         rtts: list[float] = []
+        waits: list[float] = []  # request() to on_reply, as the UI sees it
         flowing = threading.Event()
         heartbeat_thread: threading.Thread | None = None
         if self.gateway is not None:
@@ -323,7 +325,7 @@ class Probe:
 
             def beat() -> None:
                 flowing.wait(60.0)
-                self._heartbeats(rtts, self.args.rtts)
+                self._heartbeats(rtts, self.args.rtts, waits)
 
             heartbeat_thread = threading.Thread(target=beat, daemon=True)
             heartbeat_thread.start()
@@ -339,6 +341,7 @@ class Probe:
         window = [s for s in self.source.latency_seconds if first + 1.0 <= s[0] <= last]
         p50, p99 = summarise_seconds([s[1] for s in window], [s[2] for s in window])
         rtts.sort()
+        waits.sort()
         self.result = {
             "sent": count, "received": received, "seconds_sampled": len(window),
             "p50_us": p50, "p99_us": p99,
@@ -346,28 +349,38 @@ class Probe:
             "last_wall_ns": int(last * 1e9) + wall_offset_ns,
             "rtt_samples": len(rtts),
             "rtt_p50_us": percentile(rtts, 0.50), "rtt_p99_us": percentile(rtts, 0.99),
+            "ui_wait_p50_us": percentile(waits, 0.50), "ui_wait_p99_us": percentile(waits, 0.99),
         }
 
-    def _heartbeats(self, rtts: list[float], count: int) -> None:
-        """HEARTBEATs one after another through the console's gateway client."""
+    def _heartbeats(self, rtts: list[float], count: int,
+                    waits: list[float] | None = None) -> None:
+        """HEARTBEATs one after another through the console's gateway link.
+
+        `rtts` gets the link's own round trips (what the status bar shows);
+        `waits`, from request() to the reply callback: the pipe to the link
+        process and back included.
+        """
         from services.protocol import HEARTBEAT
 
         replied = threading.Event()
         box: list[Any] = []
 
         def on_reply(reply: Any) -> None:
-            box.append(reply)
+            box.append((time.perf_counter(), reply))
             replied.set()
 
         for _ in range(count):
             replied.clear()
             box.clear()
+            asked = time.perf_counter()
             self.gateway.request(HEARTBEAT, on_reply=on_reply)
             if not replied.wait(10.0):
-                raise RuntimeError("the gateway client delivered no heartbeat reply in 10 s")
-            reply = box[0]
+                raise RuntimeError("the gateway link delivered no heartbeat reply in 10 s")
+            answered, reply = box[0]
             if reply.ok and reply.rtt_ms is not None:
                 rtts.append(reply.rtt_ms * 1000.0)
+                if waits is not None:
+                    waits.append((answered - asked) * 1e6)
             time.sleep(HEARTBEAT_GAP_S)
 
     def scenario_rss(self) -> None:

@@ -60,7 +60,7 @@ class Sizes:
 
 
 FULL = Sizes(load_count=1_500_000, load_symbols=1000, latency_rate=10_000.0,
-             latency_seconds=10.0, heartbeats=500, rss_count=1_000_000, rss_symbols=10_000,
+             latency_seconds=20.0, heartbeats=1000, rss_count=1_000_000, rss_symbols=10_000,
              cpu_rate=30_000.0, cpu_seconds=10.0, cpu_symbols=2000, publisher_seconds=5.0,
              first_frame_runs=3)
 QUICK = Sizes(load_count=300_000, load_symbols=1000, latency_rate=10_000.0,
@@ -297,6 +297,9 @@ def summarise(d: dict[str, Any]) -> dict[str, Any]:
         # The same plain REQ loop, run beside the console (same machine load).
         "heartbeat_rtt_us_p50_raw_beside_console": d["raw_heartbeat_beside"]["p50_us"],
         "heartbeat_rtt_us_p99_raw_beside_console": d["raw_heartbeat_beside"]["p99_us"],
+        # request() to the reply callback in the UI process: the link's pipe included.
+        "heartbeat_ui_wait_us_p50": lat.get("ui_wait_p50_us"),
+        "heartbeat_ui_wait_us_p99": lat.get("ui_wait_p99_us"),
         "rss_mb_10k_symbols": d["rss"]["rss_mb"],
         "rss_messages": d["rss"]["sent"],
         "first_frame_s": statistics.median(d["first_frame_s"]),
@@ -377,6 +380,9 @@ def table(r: dict[str, Any]) -> str:
          _num(r["heartbeat_rtt_us_p99_raw_beside_console"]),
          _num(_ratio(r["heartbeat_rtt_us_p99_console"],
                      r["heartbeat_rtt_us_p99_raw_beside_console"]), 2)),
+        ("heartbeat p50 / p99 from request() to reply callback in the UI process, µs",
+         f"{_num(r['heartbeat_ui_wait_us_p50'])} / {_num(r['heartbeat_ui_wait_us_p99'])}",
+         "-", "-"),
         (f"RSS after {r['rss_messages']:,} msgs over 10k symbols, MB",
          _num(r["rss_mb_10k_symbols"], 1), "-", "-"),
         ("first painted frame, s", _num(r["first_frame_s"], 2), "-", "-"),

@@ -53,6 +53,7 @@ from console.widgets.status_bar import HaltedBanner, HaltView, StatusBar, Status
 from console.widgets.telemetry_pane import TelemetryPane
 from console.widgets.tick_table import COLUMNS, TickTable
 from console.widgets.view_bar import VIEWS, ViewBar
+from services import scheduling
 from services.config import Config, user_data_dir
 from services.protocol import (
     GET_ACCOUNT_INFO,
@@ -240,6 +241,9 @@ class TradeConsole(App[int]):
             self.source.start()
             if self.gateway is not None:
                 self.gateway.start()
+        # Painting is bulk work: the gateway link, the feeds and the fabric's
+        # own processes preempt it the moment they wake (services.scheduling).
+        scheduling.prefer_long_slice()
         if self._handle_hangup:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):

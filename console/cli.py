@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from services.errors import UsageError
+from services.scheduling import use_default_slice
 
 PROG = "tradeconsole"
 
@@ -34,6 +35,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "web": ("console.web", "serve the console in a browser (textual-serve)"),
 }
 CONSOLE_MODULE = "console.run"
+# The fabric's services: latency-critical, whoever started them (services.scheduling).
+SERVICE_COMMANDS = frozenset({"publisher", "gateway", "proxy", "record"})
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -79,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = argv[1:]
     parser, module = build_parser(name)
     args = parser.parse_args(argv)
+    if name in SERVICE_COMMANDS:
+        use_default_slice()  # not the long slice of a console that started it
     try:
         return int(module.run(args) or 0)  # type: ignore[attr-defined]
     except UsageError as exc:

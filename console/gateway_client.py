@@ -46,6 +46,7 @@ from services.protocol import (
     make_request,
     new_req_id,
 )
+from services.scheduling import use_default_slice
 from services.sockets import apply_limits, connect
 
 log = logging.getLogger(__name__)
@@ -362,6 +363,7 @@ class GatewayClient:
     # --- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        use_default_slice()  # latency-critical, even when started by a bulk thread
         next_heartbeat = time.monotonic()  # the first heartbeat goes out at once
         try:
             while not self._stopping.is_set():

@@ -34,6 +34,7 @@ from console.model import (
     SymbolRow,
 )
 from services.protocol import DEFAULT_LIMITS, Limits
+from services.scheduling import Yielder
 from services.sockets import apply_limits, connect
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,7 @@ class Ingest:
         trim = _malloc_trim()
         trimmed_rss = _rss_bytes() or 0
         next_trim_check = 0.0
+        pause = Yielder()  # a flat-out feed must not hold the CPU for long
         try:
             while not self._stopping.is_set():
                 try:
@@ -333,6 +335,8 @@ class Ingest:
                     if busy:
                         if control is None:  # threaded: the UI needs the GIL too
                             self._step_aside()
+                        else:
+                            pause()
                     elif trim is not None and time.monotonic() >= next_trim_check:
                         next_trim_check = time.monotonic() + TRIM_CHECK_S
                         trimmed_rss = self._trim_heap(trim, trimmed_rss)

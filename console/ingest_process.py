@@ -17,13 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
-import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -31,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from console import helper_process as helper
 from console import ingest_wire as wire
 from console.feedbook import LATENCY_RING
 from console.ingest import (
@@ -50,7 +46,6 @@ from console.model import (
     TelemetryRecord,
 )
 from services.errors import UsageError
-from services.launcher import die_with_parent
 from services.protocol import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
@@ -119,9 +114,8 @@ class IngestProcess:
         }
         self._recording: Path | None = Path(record_path) if record_path is not None else None
         self._context: zmq.Context | None = None
+        self._pipe: helper.Pipe | None = None
         self._control: zmq.Socket | None = None
-        self._endpoint = ""
-        self._tmpdir: str | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._started_at = 0.0
@@ -169,15 +163,13 @@ class IngestProcess:
         self._recording = None
 
     def _close_pipe(self) -> None:
-        if self._control is not None:
-            self._control.close(linger=0)
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
             self._control = None
         if self._context is not None:
             self._context.term()
             self._context = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
 
     @property
     def alive(self) -> bool:
@@ -190,28 +182,15 @@ class IngestProcess:
 
     def _open_pipe(self) -> None:
         assert self._context is not None
-        control = self._context.socket(zmq.PAIR)
-        control.setsockopt(zmq.LINGER, 0)
-        if os.name == "posix":
-            # A socket file in a private directory: no other user can reach the pipe.
-            self._tmpdir = tempfile.mkdtemp(prefix="tradeconsole-")
-            control.bind(f"ipc://{self._tmpdir}/ingest")
-        else:  # pragma: no cover - no ipc transport
-            control.bind("tcp://127.0.0.1:*")
-        self._endpoint = control.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._control = control
+        self._pipe = helper.open_pipe(self._context, "ingest")
+        self._control = self._pipe.socket
 
     def _spawn(self) -> None:
         """Start a process and wait for STARTED; raise what it reported otherwise."""
         self._asked = False
         self._stash.clear()
-        command = [sys.executable, "-m", "console.ingest_worker", "--control",
-                   self._endpoint, "--settings", json.dumps(self._settings)]
-        self._popen = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=_child_env(),
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        assert self._pipe is not None
+        self._popen = helper.spawn("console.ingest_worker", self._pipe.endpoint, self._settings)
         self._started_at = time.monotonic()
         try:
             _, body = self._await({wire.STARTED}, START_TIMEOUT_S)
@@ -224,13 +203,7 @@ class IngestProcess:
 
     def _reap(self, timeout: float) -> None:
         popen, self._popen = self._popen, None
-        if popen is None:
-            return
-        try:
-            popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait(5.0)
+        helper.reap(popen, timeout)
 
     # --- the frame loop ----------------------------------------------------------------
 
@@ -430,12 +403,3 @@ class IngestProcess:
         """The file being recorded to, or None."""
         return self._recording
 
-
-def _child_env() -> dict[str, str]:
-    """This environment, with the directory holding `console` importable by the child."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    paths = env.get("PYTHONPATH", "")
-    if root not in paths.split(os.pathsep):
-        env["PYTHONPATH"] = root + (os.pathsep + paths if paths else "")
-    return env

@@ -5,17 +5,24 @@ msgspec. The UI asks for one `drain` per screen frame and reads the answer
 on its next frame, so the ingest process never produces faster than the
 screen consumes and never queues more than one update. The few other
 requests (detail, all rows, recording) are answered in order on the same
-pipe. Both ends import this module, so the two sides cannot disagree.
+pipe. STARTED and FAILED answer the start, as for every helper process
+(console.helper_process). Both ends import this module, so the two sides
+cannot disagree.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-import msgpack
 import msgspec
 
+from console.helper_process import (  # noqa: F401  (re-exported for both ends)
+    FAILED,
+    FAILURE_INTERNAL,
+    FAILURE_OS,
+    FAILURE_USAGE,
+    STARTED,
+    decode_any,
+    encode,
+)
 from console.model import FrameUpdate, SymbolDetail, SymbolRow
 
 # UI -> ingest process
@@ -25,32 +32,13 @@ ALL_ROWS = b"all_rows"      # body: None
 RECORD = b"record"          # body: path to record to, or None to stop
 STOP = b"stop"              # body: None; the process closes its sockets and exits
 # ingest process -> UI
-STARTED = b"started"        # body: {"pid": int}
 UPDATE = b"update"          # body: [FrameUpdate, SymbolDetail | None] (the watched symbol)
 ANSWER = b"answer"          # body: the answer to DETAIL / ALL_ROWS / RECORD
-FAILED = b"failed"          # body: {"kind": "usage" | "os" | "internal", "message": str}
 
-FAILURE_USAGE = "usage"
-FAILURE_OS = "os"
-FAILURE_INTERNAL = "internal"
-
-
-def _enc_hook(value: Any) -> Any:
-    """Types msgspec does not know that feed payloads can hold."""
-    if isinstance(value, msgpack.Timestamp):  # events decoded by msgpack-python
-        return value.to_datetime()
-    if isinstance(value, datetime):
-        return value
-    return repr(value)
-
-
-_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-encode = _encoder.encode
 
 _update_decoder = msgspec.msgpack.Decoder(tuple[FrameUpdate, SymbolDetail | None])
 _detail_decoder = msgspec.msgpack.Decoder(SymbolDetail | None)
 _rows_decoder = msgspec.msgpack.Decoder(dict[str, SymbolRow])
-_any_decoder = msgspec.msgpack.Decoder()
 
 
 def decode_update(body: bytes) -> tuple[FrameUpdate, SymbolDetail | None]:
@@ -63,7 +51,3 @@ def decode_detail(body: bytes) -> SymbolDetail | None:
 
 def decode_rows(body: bytes) -> dict[str, SymbolRow]:
     return _rows_decoder.decode(body)
-
-
-def decode_any(body: bytes) -> Any:
-    return _any_decoder.decode(body)

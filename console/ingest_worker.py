@@ -13,12 +13,9 @@ with its parent (PR_SET_PDEATHSIG, and a parent check when the pipe is idle).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -26,15 +23,14 @@ from typing import Any
 
 import zmq
 
+from console import helper_process as helper
 from console import ingest_wire as wire
 from console.ingest import Ingest
 from services.errors import UsageError
 from services.protocol import Limits
+from services.scheduling import prefer_long_slice
 
 log = logging.getLogger(__name__)
-
-# The pipe is checked for a vanished parent this often when it is idle.
-PARENT_CHECK_S = 1.0
 
 
 class Worker:
@@ -44,7 +40,7 @@ class Worker:
         self.ingest = ingest
         self.control = control
         self.parent = os.getppid()
-        self.next_parent_check = time.monotonic() + PARENT_CHECK_S
+        self.next_parent_check = time.monotonic() + helper.PARENT_CHECK_S
 
     def reply(self, kind: bytes, body: Any) -> None:
         self.control.send_multipart([kind, wire.encode(body)])
@@ -101,7 +97,7 @@ class Worker:
         now = time.monotonic()
         if now < self.next_parent_check:
             return True
-        self.next_parent_check = now + PARENT_CHECK_S
+        self.next_parent_check = now + helper.PARENT_CHECK_S
         if os.getppid() != self.parent:
             log.warning("ingest process: the console is gone; exiting")
             return False
@@ -132,32 +128,11 @@ def _lower_priority(nice: int) -> None:
         log.warning("ingest process: cannot lower its priority: %s", exc)
 
 
-def _setup_logging(settings: dict[str, Any]) -> None:
-    level = settings.get("log_level")
-    if not level:
-        return
-    from services.logsetup import setup_logging
-
-    # The console already checked these; never fail to start over a log file.
-    with contextlib.suppress(OSError, UsageError):
-        setup_logging("console-ingest", level, settings.get("log_dir") or "", stderr=False)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="console.ingest_worker", description=__doc__)
-    parser.add_argument("--control", required=True, help="the UI's PAIR endpoint")
-    parser.add_argument("--settings", required=True, help="JSON: endpoints and limits")
-    args = parser.parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    settings = json.loads(args.settings)
-    _lower_priority(int(settings.get("nice", 0)))
-    _setup_logging(settings)
-    context = zmq.Context()
-    control = context.socket(zmq.PAIR)
-    control.setsockopt(zmq.LINGER, 1000)  # let a last answer leave
-    control.connect(args.control)
-    worker = Worker(build_ingest(settings), control)
+    end = helper.begin_helper("console.ingest_worker", __doc__, argv, "console-ingest")
+    _lower_priority(int(end.settings.get("nice", 0)))
+    prefer_long_slice()  # bulk work: anything latency-critical may preempt it at once
+    worker = Worker(build_ingest(end.settings), end.control)
     try:
         try:
             worker.ingest.open()
@@ -168,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             worker.reply(wire.FAILED, {"kind": wire.FAILURE_OS, "message": str(exc)})
             return 1
         worker.reply(wire.STARTED, {"pid": os.getpid()})
-        worker.ingest.serve(control, worker.on_control)
+        worker.ingest.serve(end.control, worker.on_control)
         return 0
     except Exception as exc:  # logged and reported; the console restarts us
         log.exception("ingest process failed")
@@ -177,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         worker.ingest.stop()
-        control.close()
-        context.term()
+        end.close()
 
 
 if __name__ == "__main__":

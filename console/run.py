@@ -152,21 +152,31 @@ def make_tick_source(endpoints: Sequence[str], config: Config, *,
 
 def make_gateway_client(endpoint: str, config: Config, *, keys_dir: str | None = None,
                         client_id: str | None = None) -> Any:
-    """The console's GatewayClient with the [console] link settings and [limits]."""
-    from console.gateway_client import GatewayClient
+    """The console's gateway link as `[console] gateway_link` says: a child process or a thread.
+
+    Either takes the [console] link settings and [limits].
+    """
     from services.protocol import Limits
 
     console = config.section("console")
-    return GatewayClient(
-        endpoint,
-        client_id=client_id or f"console-{socket.gethostname()[:64]}-{os.getpid()}",
-        heartbeat_interval_s=float(console["heartbeat_interval_s"]),
-        late_ms=float(console["heartbeat_late_ms"]),
-        timeout_ms=int(console["request_timeout_ms"]),
-        retries=int(console["request_retries"]),
-        keys_dir=keys_dir,
-        limits=Limits.from_config(config.section("limits")),
-    )
+    settings: dict[str, Any] = {
+        "client_id": client_id or f"console-{socket.gethostname()[:64]}-{os.getpid()}",
+        "heartbeat_interval_s": float(console["heartbeat_interval_s"]),
+        "late_ms": float(console["heartbeat_late_ms"]),
+        "timeout_ms": int(console["request_timeout_ms"]),
+        "retries": int(console["request_retries"]),
+        "keys_dir": keys_dir,
+        "limits": Limits.from_config(config.section("limits")),
+    }
+    if str(console["gateway_link"]).lower() == "thread":
+        from console.gateway_client import GatewayClient
+
+        return GatewayClient(endpoint, **settings)
+    from console.gateway_process import GatewayProcess
+
+    logging_section = config.section("logging")
+    return GatewayProcess(endpoint, log_level=logging_section.get("level"),
+                          log_dir=str(logging_section.get("dir") or ""), **settings)
 
 
 def _driver_class() -> Any:

@@ -31,6 +31,7 @@ FREE_SECTIONS = frozenset({"keys"})
 CHOICES: dict[str, tuple[str, ...]] = {
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "console.ingest": ("PROCESS", "THREAD"),
+    "console.gateway_link": ("PROCESS", "THREAD"),
 }
 
 

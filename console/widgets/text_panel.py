@@ -11,7 +11,10 @@ from collections.abc import Callable, Hashable
 
 from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widgets import Static
+
+from console.widgets import paint_yield
 
 
 class TextPanel(Static):
@@ -29,6 +32,10 @@ class TextPanel(Static):
         super().__init__("", id=id, classes=classes)
         self._signature: Hashable | None = object()
         self._lines = -1
+
+    def render_line(self, y: int) -> Strip:
+        paint_yield()
+        return super().render_line(y)
 
     def show(self, signature: Hashable, build: Callable[[], Text]) -> bool:
         """Rebuild and update when the signature differs; True when it did.

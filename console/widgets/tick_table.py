@@ -27,6 +27,7 @@ from textual.strip import Strip
 from console import format as fmt
 from console.filtering import MATCH_ALL, SymbolFilter
 from console.model import SymbolRow
+from console.widgets import paint_yield
 
 FLASH_NS = 500_000_000
 STALE_TEXT = "STALE"
@@ -564,6 +565,7 @@ class TickTable(ScrollView, can_focus=True):
                 flash_dir, age_ns > self._stale_ns, fmt.age(age_ns, coarse=True), self._style_gen)
 
     def render_line(self, y: int) -> Strip:
+        paint_yield()
         layout = self._current_layout()
         if y == 0:
             return self._render_header(layout)

@@ -1,0 +1,134 @@
+"""Who asks the kernel for which time slice (services.scheduling), read back from the kernel.
+
+Bulk work (the UI thread, the ingest process) asks for a long slice so that
+the gateway link and the fabric's services preempt it as soon as they wake;
+those keep the kernel's default even when a bulk thread started them. Where
+the kernel has no per-thread slice (before Linux 6.12, other systems) the
+calls are no-ops and these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from console.gateway_process import GatewayProcess
+from console.ingest_process import IngestProcess
+from services import scheduling
+from tests.conftest import ServiceFactory
+from tests.test_ui_app import make_app, pilot_test, until
+
+T = TypeVar("T")
+BULK_NS = int(scheduling.BULK_SLICE_MS * 1_000_000)
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """Run `work` in a fresh thread, so the test's own thread keeps its slice."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(work())
+        except BaseException as exc:  # re-raised in the test's thread
+            box.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60.0)
+    assert box, "the thread did not finish"
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def default_slice_ns() -> int:
+    def read() -> int:
+        scheduling.use_default_slice()
+        value = scheduling.current_slice_ns()
+        assert value is not None
+        return value
+    return in_thread(read)
+
+
+@pytest.fixture(autouse=True)
+def _needs_slices() -> None:
+    if not in_thread(scheduling.prefer_long_slice):
+        pytest.skip("this kernel has no per-thread time slice (Linux 6.12+)")
+
+
+def test_a_thread_switches_between_a_long_and_the_default_slice() -> None:
+    def switch() -> tuple[int | None, int | None]:
+        scheduling.prefer_long_slice()
+        long = scheduling.current_slice_ns()
+        scheduling.use_default_slice()
+        return long, scheduling.current_slice_ns()
+
+    long, default = in_thread(switch)
+    assert long == BULK_NS
+    assert default == default_slice_ns() != BULK_NS
+
+
+def test_helpers_started_by_a_bulk_thread_pick_their_own_slice(
+    services: ServiceFactory,
+) -> None:
+    gateway = services.gateway()
+
+    def start_both() -> tuple[int | None, int | None]:
+        scheduling.prefer_long_slice()  # as the UI thread does
+        link = GatewayProcess(str(gateway.endpoints["cmd"]), client_id="slices")
+        ingest = IngestProcess([str(gateway.endpoints["pub"])])
+        link.start()
+        ingest.start()
+        try:
+            assert link.pid is not None and ingest.pid is not None
+            return (scheduling.current_slice_ns(link.pid),
+                    scheduling.current_slice_ns(ingest.pid))
+        finally:
+            link.stop()
+            ingest.stop()
+
+    link_slice, ingest_slice = in_thread(start_both)
+    assert link_slice == default_slice_ns()   # latency-critical: the kernel's default
+    assert ingest_slice == BULK_NS            # bulk: preempted by anything that wakes
+
+
+def test_a_service_started_by_a_bulk_thread_keeps_the_default(tmp_path: Path) -> None:
+    def start_gateway() -> int | None:
+        scheduling.prefer_long_slice()
+        factory = ServiceFactory(tmp_path)
+        gateway = factory.gateway()
+        try:
+            return scheduling.current_slice_ns(gateway.pid)
+        finally:
+            gateway.stop()
+
+    assert in_thread(start_gateway) == default_slice_ns()
+
+
+@pilot_test
+async def test_the_ui_thread_paints_with_a_long_slice(tmp_path: Path) -> None:
+    app = make_app(["tcp://127.0.0.1:1"], tmp_path)
+    scheduling.use_default_slice()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: scheduling.current_slice_ns() == BULK_NS,
+                    what="the UI thread's long slice")
+
+
+def test_a_yielder_gives_the_cpu_away_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    yields: list[int] = []
+    monkeypatch.setattr(os, "sched_yield", lambda: yields.append(1))
+    every_call = scheduling.Yielder(every_s=0.0)
+    for _ in range(5):
+        every_call()
+    assert len(yields) == 5
+    never = scheduling.Yielder(every_s=3600.0)
+    for _ in range(5):
+        never()
+    assert len(yields) == 5
