@@ -45,6 +45,7 @@ from console.screens.guarded import GuardedReply
 from console.screens.help import HelpScreen
 from console.screens.kill import KillSwitchScreen
 from console.screens.resume import ResumeScreen
+from console.widgets import paint_yield
 from console.widgets.charts import ChartsPanel
 from console.widgets.feeds_panel import FeedsPanel
 from console.widgets.filter_bar import FilterBar
@@ -53,7 +54,6 @@ from console.widgets.status_bar import HaltedBanner, HaltView, StatusBar, Status
 from console.widgets.telemetry_pane import TelemetryPane
 from console.widgets.tick_table import COLUMNS, TickTable
 from console.widgets.view_bar import VIEWS, ViewBar
-from services import scheduling
 from services.config import Config, user_data_dir
 from services.protocol import (
     GET_ACCOUNT_INFO,
@@ -241,9 +241,10 @@ class TradeConsole(App[int]):
             self.source.start()
             if self.gateway is not None:
                 self.gateway.start()
-        # Painting is bulk work: the gateway link, the feeds and the fabric's
-        # own processes preempt it the moment they wake (services.scheduling).
-        scheduling.prefer_long_slice()
+        # Painting is bulk work: while the UI gets the CPU it needs, the gateway
+        # link, the feeds and the fabric's processes preempt it the moment they
+        # wake (services.scheduling).
+        paint_yield.start()
         if self._handle_hangup:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -305,6 +306,7 @@ class TradeConsole(App[int]):
         """Drain the source once and apply only what changed."""
         if not self._ui_ready or not self.is_running:
             return  # shutting down: the widgets are being removed
+        paint_yield.review()
         self._show_on_screen()
         update = self.source.drain()
         self._apply_rows(update)

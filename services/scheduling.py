@@ -16,6 +16,12 @@ Two remedies, neither of which lowers the console's share of the CPU:
   the CPU to whatever is waiting (sched_yield costs a microsecond when
   nothing is).
 
+Both cost the polite thread its own latency when a CPU hog shares its core
+(a flat-out publisher on the same box): it then waits behind the hog, and a
+key press took 100-500 ms instead of 50 to show. `Manners` therefore keeps
+the UI thread polite only while it gets the CPU when it wants it, and drops
+both while it has to wait (its run delay, from /proc/thread-self/schedstat).
+
 Threads and processes inherit a slice: a latency-critical thread started by
 a bulk one calls `use_default_slice()` first.
 """
@@ -28,7 +34,9 @@ import os
 import platform
 import struct
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +132,100 @@ class Yielder:
             if self._yield is not None:
                 self._yield()
             self._last = time.perf_counter()
+
+
+# Manners: a thread that waited for the CPU longer than it ran (STARVED) in
+# STARVED_WINDOWS review windows in a row turns plain; it tries politeness
+# again after a hold, and only in a window below CONTENT. The hold doubles
+# each time politeness had to be dropped again: a hog that stays is met with
+# rarer tries.
+STARVED = 1.0
+STARVED_WINDOWS = 2
+CONTENT = 0.4
+REVIEW_WINDOW_S = 0.25
+FIRST_HOLD_S = 60.0
+LONGEST_HOLD_S = 600.0
+
+
+def thread_schedstat() -> tuple[int, int] | None:
+    """(CPU ns, ns spent runnable but waiting) of the calling thread; None if unknown."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            fields = stat.read().split()
+        return int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Manners:
+    """A bulk thread that is polite (long slice, yields) only while the CPU is there for it.
+
+    `start()` and `review()` (about once a frame) run on that thread; calling
+    the instance is the yield point. Where the thread's run delay cannot be
+    read, it is never polite: the console's own responsiveness comes first.
+    """
+
+    def __init__(
+        self,
+        *,
+        every_s: float = YIELD_EVERY_S,
+        slice_ms: float = BULK_SLICE_MS,
+        read_stat: Callable[[], tuple[int, int] | None] = thread_schedstat,
+        set_slice: Callable[[int], bool] = _set_slice,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._yielder = Yielder(every_s)
+        self._slice_ns = int(slice_ms * 1_000_000)
+        self._read_stat = read_stat
+        self._set_slice = set_slice
+        self._clock = clock
+        self.polite = False
+        self._hold_s = FIRST_HOLD_S
+        self._hold_until = 0.0
+        self._polite_since = 0.0
+        self._mark: tuple[float, int, int] | None = None
+        self._starved_windows = 0
+
+    def __call__(self) -> None:
+        if self.polite:
+            self._yielder()
+
+    def start(self) -> None:
+        """Begin polite, if this thread's run delay can be watched."""
+        stat = self._read_stat()
+        if stat is None:
+            return
+        self._mark = (self._clock(), *stat)
+        self._become(polite=True)
+
+    def review(self) -> None:
+        """Compare waiting with running over the last window; change manners if due."""
+        if self._mark is None:
+            return
+        now = self._clock()
+        since, cpu0, delay0 = self._mark
+        if now - since < REVIEW_WINDOW_S:
+            return
+        stat = self._read_stat()
+        if stat is None:
+            return
+        cpu, delay = stat
+        self._mark = (now, cpu, delay)
+        waited = (delay - delay0) / max(cpu - cpu0, 1_000_000)
+        self._starved_windows = self._starved_windows + 1 if waited > STARVED else 0
+        if self.polite and self._starved_windows >= STARVED_WINDOWS:
+            self._become(polite=False)
+            self._hold_until = now + self._hold_s
+            self._hold_s = min(self._hold_s * 2, LONGEST_HOLD_S)
+        elif not self.polite and now >= self._hold_until and waited < CONTENT:
+            self._become(polite=True)
+        elif self.polite and now - self._polite_since > LONGEST_HOLD_S:
+            self._hold_s = FIRST_HOLD_S  # polite for a long while: forgive the past
+
+    def _become(self, *, polite: bool) -> None:
+        self.polite = polite
+        self._starved_windows = 0
+        self._polite_since = self._clock()
+        self._set_slice(self._slice_ns if polite else 0)
+        log.debug("%s manners: %s", threading.current_thread().name,
+                  "polite" if polite else "plain (waiting for the CPU)")
