@@ -47,11 +47,11 @@ from textual.drivers.headless_driver import HeadlessDriver
 from bench.procs import emit_result
 from bench.raw import HEARTBEAT_GAP_S
 from bench.stats import percentile, process_cpu_seconds, summarise_seconds
-from console.app import TradeConsole
+from console.cli.run import make_tick_source
 from console.model import FrameUpdate
-from console.run import make_tick_source
-from console.widgets.feeds_panel import FeedsPanel
-from services.config import load_config
+from console.ui.app import TradeConsole
+from console.ui.widgets.feeds_panel import FeedsPanel
+from services.runtime.config import load_config
 
 SIZE = (200, 50)
 POLL_S = 0.02           # how often the scenario thread reads the ingest total (takes its lock)
@@ -193,7 +193,7 @@ class Probe:
         self.source = SampledSource(self.ingest)
         self.gateway: Any = None
         if args.gateway:
-            from console.run import make_gateway_client
+            from console.cli.run import make_gateway_client
 
             self.gateway = make_gateway_client(args.gateway, self.config,
                                                client_id="bench-console")

@@ -20,7 +20,7 @@ import zmq
 
 from bench.frames import DEFAULT_NODE, FrameFactory
 from bench.procs import stop_event_on_eof_or_term
-from services.sockets import announce_ready
+from services.runtime.sockets import announce_ready
 
 DONE_PREFIX = "FEEDER-DONE "
 # Paced mode: how long the sender naps between checking how many frames are due.

@@ -61,8 +61,8 @@ import zmq
 from bench.procs import Child, child_env, emit_result
 from bench.stats import percentile, write_result
 from services import protocol as p
-from services.launcher import ServiceProcess, spawn
-from services.sockets import READY_PREFIX
+from services.runtime.launcher import ServiceProcess, spawn
+from services.runtime.sockets import READY_PREFIX
 
 GOAL_P99_MS = 100.0
 REPLY_TIMEOUT_S = 15.0

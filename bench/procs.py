@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from services.launcher import die_with_parent
-from services.sockets import READY_PREFIX
+from services.runtime.launcher import die_with_parent
+from services.runtime.sockets import READY_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_PREFIX = "BENCH-RESULT "

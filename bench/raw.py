@@ -30,7 +30,7 @@ from bench.frames import FrameFactory
 from bench.procs import emit_result, stop_event_on_eof_or_term
 from bench.stats import per_second_percentiles, percentile
 from services.protocol import HEARTBEAT, make_request
-from services.sockets import announce_ready
+from services.runtime.sockets import announce_ready
 
 BIG_HWM = 10_000_000
 IDLE_END_MS = 2000  # a stream that goes quiet this long is over

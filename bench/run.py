@@ -33,7 +33,7 @@ from bench.feeder import DONE_PREFIX
 from bench.procs import Child
 from bench.raw import rtt_percentiles
 from bench.stats import process_cpu_seconds, write_result
-from services.launcher import ServiceProcess, spawn
+from services.runtime.launcher import ServiceProcess, spawn
 
 PHASE_TIMEOUT_S = 300.0
 # The console's phases start the feed this long after it subscribed: start-up

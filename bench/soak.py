@@ -52,12 +52,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.gateway_client import GatewayClient
-from console.ingest import Ingest
+from console.cli.run import make_gateway_client
+from console.feed.ingest import Ingest
+from console.link.client import GatewayClient
 from console.model import FEED_OK, FEED_STALE, GW_LATE, GW_UP, FeedRow, Reply
-from console.run import make_gateway_client
-from services.config import Config, load_config
-from services.launcher import ServiceProcess, spawn
 from services.protocol import (
     BUY,
     CLOSE_POSITION,
@@ -76,6 +74,8 @@ from services.protocol import (
     unpack_map,
 )
 from services.recording import read_recording
+from services.runtime.config import Config, load_config
+from services.runtime.launcher import ServiceProcess, spawn
 from services.store import AUDIT_FILE, STATE_FILE
 
 ANY_PORT = "tcp://127.0.0.1:*"

@@ -1,5 +1,5 @@
 """`python -m console` runs the same command line as `tradeconsole`."""
 
-from console.cli import main
+from console.cli.main import main
 
 raise SystemExit(main())

@@ -11,10 +11,10 @@ import os
 import time
 from pathlib import Path
 
-from console.app import TradeConsole
-from console.commands import COMMANDS
-from console.fixtures import FrozenGateway, FrozenSource, build_frozen_book
-from services.config import load_config
+from console.ui.app import TradeConsole
+from console.ui.commands import COMMANDS
+from console.ui.fixtures import FrozenGateway, FrozenSource, build_frozen_book
+from services.runtime.config import load_config
 
 DOCS = Path(__file__).resolve().parent
 

@@ -33,12 +33,12 @@ import zmq
 
 from services import protocol as p
 from services.broker import PaperBroker, Rejection
-from services.config import Config, load_for_args, user_data_dir
 from services.envelope import Envelope
-from services.errors import UsageError
-from services.lifecycle import stop_event_on_signals
-from services.logsetup import setup_logging
-from services.sockets import announce_ready, apply_limits, bind, connect
+from services.runtime.config import Config, load_for_args, user_data_dir
+from services.runtime.errors import UsageError
+from services.runtime.lifecycle import stop_event_on_signals
+from services.runtime.logsetup import setup_logging
+from services.runtime.sockets import announce_ready, apply_limits, bind, connect
 from services.store import PersistenceError, Store
 from services.telemetry import (
     Percentiles,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from services.errors import UsageError
+from services.runtime.errors import UsageError
 from services.security import (
     AUTHORIZED_DIR,
     CLIENT_NAME,

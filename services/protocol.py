@@ -112,6 +112,9 @@ STATE_CHANGING_ACTIONS: Final = frozenset(
     {OPEN_ORDER, CANCEL_ORDER, CLOSE_POSITION, KILL_SWITCH, RESUME_TRADING}
 )
 ACTIONS: Final = READ_ACTIONS | STATE_CHANGING_ACTIONS
+# Served ahead of everything queued, on both ends of the link: the kill switch
+# and its release must never wait behind a flood of orders or polls.
+PRIORITY_ACTIONS: Final = frozenset({KILL_SWITCH, RESUME_TRADING})
 
 SUCCESS: Final = "SUCCESS"
 REJECTED: Final = "REJECTED"

@@ -14,12 +14,12 @@ import threading
 
 import zmq
 
-from services.config import load_for_args
-from services.errors import UsageError
-from services.lifecycle import stop_event_on_signals
-from services.logsetup import setup_logging
 from services.protocol import Limits
-from services.sockets import announce_ready, apply_limits, bind
+from services.runtime.config import load_for_args
+from services.runtime.errors import UsageError
+from services.runtime.lifecycle import stop_event_on_signals
+from services.runtime.logsetup import setup_logging
+from services.runtime.sockets import announce_ready, apply_limits, bind
 
 log = logging.getLogger("tradeconsole.proxy")
 

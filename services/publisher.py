@@ -30,10 +30,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from services.config import load_for_args
 from services.envelope import Envelope
-from services.errors import UsageError
-from services.logsetup import setup_logging
 from services.market import Market
 from services.protocol import (
     HEALTH_DEGRADED,
@@ -50,7 +47,10 @@ from services.protocol import (
     unpack_map,
 )
 from services.recording import RecordingReader
-from services.sockets import announce_ready, apply_limits, bind, connect
+from services.runtime.config import load_for_args
+from services.runtime.errors import UsageError
+from services.runtime.logsetup import setup_logging
+from services.runtime.sockets import announce_ready, apply_limits, bind, connect
 from services.telemetry import (
     Percentiles,
     RateMeter,

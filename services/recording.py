@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import msgpack
 
-from services.errors import UsageError
+from services.runtime.errors import UsageError
 
 FORMAT_NAME = "tradeconsole-recording"
 FORMAT_VERSION = 1

@@ -36,8 +36,8 @@ from zmq.auth.base import Authenticator
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
-from services.errors import UsageError
 from services.protocol import READ_ACTIONS
+from services.runtime.errors import UsageError
 
 log = logging.getLogger("tradeconsole.security")
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.errors import UsageError
+from services.runtime.errors import UsageError
 
 STATE_FILE = "state.json"
 AUDIT_FILE = "audit.jsonl"

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import zmq
 
-from console.ingest import Ingest
+from console.feed.ingest import Ingest
 from services.envelope import Envelope
-from services.launcher import ServiceProcess, spawn
 from services.protocol import packb
+from services.runtime.launcher import ServiceProcess, spawn
 
 ANY_PORT = "tcp://127.0.0.1:*"
 

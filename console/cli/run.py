@@ -1,0 +1,229 @@
+"""`tradeconsole` with no subcommand: open the console against feeds and a gateway.
+
+Checks every setting before the terminal is taken over, so a bad flag or
+config value ends with one line and exit code 2. The app exits within a
+couple of seconds when its terminal goes away: SIGHUP/SIGTERM call
+`app.exit()`, and end of input on stdin is treated as a hangup instead of a
+busy loop (Textual's input thread would otherwise spin on EOF).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import selectors
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from textual.theme import BUILTIN_THEMES
+
+from console.ui.commands import resolve_keymap
+from services.runtime.config import Config, load_for_args, user_config_path, user_data_dir
+from services.runtime.errors import UsageError
+from themes import PROJECT_THEMES
+
+MIN_FPS, MAX_FPS = 1, 120
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--feed", action="append", metavar="EP",
+                        help="feed endpoint to subscribe to (repeatable; default [endpoints] "
+                             "feeds)")
+    parser.add_argument("--gateway", metavar="EP",
+                        help="gateway command endpoint (default [endpoints] gateway; "
+                             "'none' for no gateway)")
+    parser.add_argument("--fps", type=int, metavar="N",
+                        help=f"screen frames per second, {MIN_FPS}..{MAX_FPS} (default 20)")
+    parser.add_argument("--theme", metavar="NAME",
+                        help=f"colour theme: {', '.join(PROJECT_THEMES)} or a Textual theme")
+    parser.add_argument("--readonly", action="store_true", default=None,
+                        help="disable every state-changing command (kill, resume, orders)")
+    parser.add_argument("--keys", metavar="DIR",
+                        help="CURVE key directory (encrypted, authenticated sockets)")
+
+
+def available_themes() -> list[str]:
+    return [*PROJECT_THEMES, *(n for n in BUILTIN_THEMES if n not in PROJECT_THEMES)]
+
+
+def validate_console_config(config: Config) -> None:
+    """Refuse bad console settings with one line naming the key and what is allowed."""
+    fps = config.get("console", "fps")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        where = config.source_of("console", "fps")
+        flag = "--fps" if where == "command line" else f"console.fps ({where})"
+        raise UsageError(f"{flag} must be between {MIN_FPS} and {MAX_FPS}, got {fps}")
+    theme = config.get("console", "theme")
+    if theme not in available_themes():
+        where = config.source_of("console", "theme")
+        flag = "--theme" if where == "command line" else f"console.theme ({where})"
+        raise UsageError(f"{flag}: unknown theme {theme!r} (available: "
+                         f"{', '.join(available_themes())})")
+    nice = config.get("console", "ingest_nice")
+    if not 0 <= nice <= 19:
+        where = config.source_of("console", "ingest_nice")
+        raise UsageError(f"console.ingest_nice ({where}) must be between 0 and 19, got {nice}")
+    for key in ("row_stale_after_s", "poll_interval_s"):
+        if config.get("console", key) <= 0:
+            raise UsageError(f"console.{key} must be > 0, got {config.get('console', key)}")
+    resolve_keymap(config.values.get("keys", {}))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_for_args(args, {
+        "console.fps": args.fps,
+        "console.theme": args.theme,
+        "console.readonly": args.readonly,
+    })
+    return run_console(config, feeds=args.feed, gateway=args.gateway, keys_dir=args.keys,
+                       config_file=args.config)
+
+
+def _settings_note(config_file: str | None) -> str | None:
+    if config_file and Path(config_file).resolve() != user_config_path().resolve():
+        return f"the user config; {config_file} given with --config was not changed"
+    return None
+
+
+def run_console(
+    config: Config,
+    *,
+    feeds: Sequence[str] | None = None,
+    gateway: str | None = None,
+    keys_dir: str | None = None,
+    title: str | None = None,
+    config_file: str | None = None,
+) -> int:
+    """Build the data layer and the app from a loaded config and run it to the end."""
+    validate_console_config(config)
+    endpoints = list(feeds or config.get("endpoints", "feeds"))
+    if not endpoints:
+        raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
+    gateway_ep = gateway if gateway is not None else config.get("endpoints", "gateway")
+    if gateway_ep.strip().lower() in ("", "none"):
+        gateway_ep = ""
+
+    from console.ui.app import HANGUP_EXIT_CODE, TradeConsole
+    from services.runtime.logsetup import setup_logging
+
+    log_section = config.section("logging")
+    setup_logging("console", log_section["level"], log_section["dir"], stderr=False)
+    source = make_tick_source(endpoints, config, keys_dir=keys_dir)
+    link = make_gateway_client(gateway_ep, config, keys_dir=keys_dir) if gateway_ep else None
+    app = TradeConsole(
+        config, source=source, gateway=link, settings_path=user_config_path(),
+        settings_note=_settings_note(config_file), data_dir=user_data_dir(),
+        manage_lifecycle=False, handle_hangup=True, title=title,
+        driver_class=_driver_class(),
+    )
+    # Bad endpoints and keys fail here, with one line, before the terminal is taken over.
+    source.start()
+    try:
+        if link is not None:
+            link.start()
+        result = app.run()
+        app.cancel_hangup_watchdog()
+    finally:
+        if link is not None:
+            link.stop()
+        source.stop()
+    if app.hung_up:
+        return HANGUP_EXIT_CODE
+    return int(result or 0)
+
+
+def make_tick_source(endpoints: Sequence[str], config: Config, *,
+                     keys_dir: str | None = None, **options: Any) -> Any:
+    """The console's ingest as `[console] ingest` says: a child process or a thread.
+
+    `options` go to either class as keywords (e.g. `latency_ring` for the benchmark).
+    """
+    if str(config.get("console", "ingest")).lower() == "thread":
+        from console.feed.ingest import Ingest
+
+        return Ingest(endpoints, config=config, keys_dir=keys_dir, **options)
+    from console.feed.process import IngestProcess
+
+    return IngestProcess(endpoints, config=config, keys_dir=keys_dir, **options)
+
+
+def make_gateway_client(endpoint: str, config: Config, *, keys_dir: str | None = None,
+                        client_id: str | None = None) -> Any:
+    """The console's gateway link as `[console] gateway_link` says: a child process or a thread.
+
+    Either takes the [console] link settings and [limits].
+    """
+    from services.protocol import Limits
+
+    console = config.section("console")
+    settings: dict[str, Any] = {
+        "client_id": client_id or f"console-{socket.gethostname()[:64]}-{os.getpid()}",
+        "heartbeat_interval_s": float(console["heartbeat_interval_s"]),
+        "late_ms": float(console["heartbeat_late_ms"]),
+        "timeout_ms": int(console["request_timeout_ms"]),
+        "retries": int(console["request_retries"]),
+        "keys_dir": keys_dir,
+        "limits": Limits.from_config(config.section("limits")),
+    }
+    if str(console["gateway_link"]).lower() == "thread":
+        from console.link.client import GatewayClient
+
+        return GatewayClient(endpoint, **settings)
+    from console.link.process import GatewayProcess
+
+    logging_section = config.section("logging")
+    return GatewayProcess(endpoint, log_level=logging_section.get("level"),
+                          log_dir=str(logging_section.get("dir") or ""), **settings)
+
+
+def _driver_class() -> Any:
+    """Textual's Linux driver, except that end of input means the terminal is gone.
+
+    Textual's input thread loops on `select()`; at EOF the descriptor stays
+    readable and that loop would spin a core forever. Here EOF, or EIO from a
+    vanished pty, posts ExitApp (thread-safe) and ends the thread.
+    """
+    from textual import constants
+
+    if not sys.platform.startswith("linux") or constants.DRIVER:
+        return None  # other platforms, or a driver chosen by the host (e.g. textual-serve)
+    from codecs import getincrementaldecoder
+
+    from textual.drivers.linux_driver import LinuxDriver
+    from textual.messages import ExitApp
+
+    class HangupAwareDriver(LinuxDriver):
+        def run_input_thread(self) -> None:
+            from textual._xterm_parser import XTermParser
+
+            parser = XTermParser(self._debug)
+            decode = getincrementaldecoder("utf-8")().decode
+            selector = selectors.SelectSelector()
+            selector.register(self.fileno, selectors.EVENT_READ)
+            try:
+                while not self.exit_event.is_set():
+                    for _key, mask in selector.select(0.1):
+                        if not mask & selectors.EVENT_READ:
+                            continue
+                        try:
+                            data = os.read(self.fileno, 4096)
+                        except OSError:
+                            data = b""
+                        if not data:
+                            hang_up = getattr(self._app, "hang_up", None)
+                            if hang_up is not None:
+                                hang_up()
+                            else:
+                                self._app.post_message(ExitApp())
+                            return
+                        for event in parser.feed(decode(data)):
+                            self.process_message(event)
+                    for event in parser.tick():
+                        self.process_message(event)
+            finally:
+                selector.close()
+
+    return HangupAwareDriver

@@ -1,0 +1,96 @@
+"""Sparklines over the last two minutes: message rates, latency, heartbeat RTT.
+
+Fed once per second (when `FrameUpdate.history` is set) and on each new
+heartbeat, never per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, Sparkline
+
+from console.model import History
+from console.ui import format as fmt
+
+
+def short_endpoint(endpoint: str) -> str:
+    """'tcp://127.0.0.1:5556' -> ':5556'; other forms keep their tail."""
+    if endpoint.startswith("tcp://") and ":" in endpoint[6:]:
+        return ":" + endpoint.rsplit(":", 1)[1]
+    return endpoint[-12:]
+
+
+class SparkRow(Horizontal):
+    """A label with the latest value, then the sparkline."""
+
+    DEFAULT_CSS = """
+    SparkRow { height: 1; }
+    SparkRow > Label { width: 20; height: 1; color: $text-muted; }
+    SparkRow > Sparkline { width: 1fr; height: 1; }
+    """
+
+    def __init__(self, title: str, formatter: Callable[[float | None], str],
+                 *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._title = title
+        self._formatter = formatter
+        self._data: tuple[float, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self._title} {fmt.MISSING}")
+        yield Sparkline([])
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        return self._data
+
+    def set_data(self, data: Sequence[float]) -> None:
+        values = tuple(data)
+        if values == self._data:
+            return
+        self._data = values
+        if self.is_mounted:
+            self._paint()
+
+    def on_mount(self) -> None:
+        self._paint()
+
+    def _paint(self) -> None:
+        latest = self._data[-1] if self._data else None
+        self.query_one(Label).update(f"{self._title} {self._formatter(latest)}", layout=False)
+        self.query_one(Sparkline).data = list(self._data)
+
+
+class ChartsPanel(Vertical):
+    """Rate (total and per feed), latency p50/p99 and gateway RTT sparklines."""
+
+    DEFAULT_CSS = """
+    ChartsPanel { height: auto; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield SparkRow("rate", fmt.rate, id="spark-rate")
+        yield SparkRow("lat p50", fmt.latency_us, id="spark-p50")
+        yield SparkRow("lat p99", fmt.latency_us, id="spark-p99")
+        yield SparkRow("gw rtt", fmt.milliseconds, id="spark-rtt")
+
+    def show_history(self, history: History) -> None:
+        self.query_one("#spark-rate", SparkRow).set_data(history.rate_total)
+        for index, (endpoint, rates) in enumerate(sorted(history.rate_by_feed.items())):
+            row_id = f"spark-feed-{index}"
+            rows = self.query(f"#{row_id}")
+            if rows:
+                row = rows.first(SparkRow)
+            else:
+                row = SparkRow(f" {short_endpoint(endpoint)}", fmt.rate, id=row_id)
+                anchor = f"#spark-feed-{index - 1}" if index else "#spark-rate"
+                self.mount(row, after=self.query_one(anchor))
+            row.set_data(rates)
+        self.query_one("#spark-p50", SparkRow).set_data(history.latency_p50_us)
+        self.query_one("#spark-p99", SparkRow).set_data(history.latency_p99_us)
+
+    def show_rtt(self, rtt_history_ms: Sequence[float]) -> None:
+        self.query_one("#spark-rtt", SparkRow).set_data(rtt_history_ms)

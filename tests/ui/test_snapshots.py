@@ -1,0 +1,87 @@
+"""Snapshot tests of the console at 80x24 and 160x45, from a frozen deterministic feed.
+
+The feed is a FeedBook filled from `Market(symbols, seed=42)` under a stepping
+clock that is then frozen, and the gateway is a canned one: no sockets, and
+nothing that changes between frames, so the SVGs are the same on every run.
+Regenerate with `pytest tests/ui/test_snapshots.py --snapshot-update` and look
+at the SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from textual.widgets import Input
+
+from console.ui.app import TradeConsole
+from console.ui.fixtures import FrozenGateway, FrozenSource, build_frozen_book
+from services.runtime.config import load_config
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 45), id="160x45")]
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Log timestamps are local time: pin the zone so the screens do not depend on it."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def frozen_app(**console: Any) -> TradeConsole:
+    book, clock = build_frozen_book(symbols=24, ticks=600, seed=42)
+    overrides = {f"console.{key}": value for key, value in console.items()}
+    config = load_config(use_user_file=False, env={}, overrides=overrides)
+    return TradeConsole(
+        config, source=FrozenSource(book), gateway=FrozenGateway(clock_ns=clock.mono_ns),
+        clock_ns=clock.mono_ns, wall_ns=clock.wall_ns, freeze_gc=False,
+    )
+
+
+async def steady_cursor(pilot: Any) -> None:
+    """A blinking cursor would make the picture depend on timing."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_view(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app(), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_filter_active(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def type_filter(pilot: Any) -> None:
+        await pilot.press("slash", *"*.kraken")
+        await steady_cursor(pilot)
+
+    assert snap_compare(frozen_app(), terminal_size=size, run_before=type_filter)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_kill_modal(snap_compare: Any, size: tuple[int, int]) -> None:
+    async def open_kill(pilot: Any) -> None:
+        await pilot.press("k", *"KIL")  # partly typed: Fire must still look disabled
+        await steady_cursor(pilot)
+
+    assert snap_compare(frozen_app(), terminal_size=size, run_before=open_kill)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app(), terminal_size=size, press=["question_mark"])
+
+
+def test_halted_readonly_status(snap_compare: Any) -> None:
+    """HALTED banner and READ-ONLY marker, at the smallest supported size."""
+    app = frozen_app(readonly=True)
+    assert isinstance(app.gateway, FrozenGateway)
+    app.gateway.trading_state, app.gateway.incident_id = "HALTED", "INC-0001"
+    app.gateway.reason = "fat finger"
+    assert snap_compare(app, terminal_size=(80, 24))

@@ -1,0 +1,166 @@
+"""The line-API tick table on its own: order, filter, flash, staleness, partial repaint.
+
+A tiny app hosts the widget and an injected clock drives time, so these are
+exact and fast; the end-to-end paths are in test_ui_app.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec.structs import replace
+from textual.app import App, ComposeResult
+
+from console.model import SymbolRow
+from console.ui.filtering import parse_filter
+from console.ui.widgets.tick_table import FLASH_NS, TickTable, fit_columns
+from tests.ui.test_app import pilot_test
+from themes import THEME_VARIABLE_DEFAULTS
+
+S = 1_000_000_000
+
+
+def row(vt: str, last: float, *, ns: int = 0, direction: int = 0, envelope: bool = True,
+        ticks: int = 1) -> SymbolRow:
+    return SymbolRow(
+        vt_symbol=vt, exchange=vt.rpartition(".")[2], last=last, change=0.0, bid=last - 0.01,
+        ask=last + 0.01, spread=0.02, bid_size=1.0, ask_size=2.0, volume=10.0, ticks=ticks,
+        updated_ns=ns, latency_us=120.0 if envelope else None, direction=direction,
+        has_envelope=envelope, gaps=0, feed="tcp://x:1",
+    )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100 * S
+
+    def __call__(self) -> int:
+        return self.now
+
+
+class TableApp(App[None]):
+    def __init__(self, clock: Clock, **kwargs: Any) -> None:
+        super().__init__()
+        self.clock = clock
+        self.kwargs = kwargs
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)  # the tc-* colours the widgets use
+
+    def compose(self) -> ComposeResult:
+        yield TickTable(clock_ns=self.clock, **self.kwargs)
+
+
+ROWS = {vt: row(vt, price, ns=100 * S) for vt, price in [
+    ("BTCUSD.KRAKEN", 65000.0), ("ETHUSD.KRAKEN", 3400.0), ("AAPL.NASDAQ", 210.0),
+    ("IF2506.CFFEX", 3900.0), ("rb2510.SHFE", 3200.0),
+]}
+
+
+@pilot_test
+async def test_order_filter_and_exchange() -> None:
+    app = TableApp(Clock())
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply(ROWS)
+        assert table.visible_symbols() == sorted(ROWS)
+        table.set_filter(parse_filter("usd"))
+        assert table.visible_symbols() == ["BTCUSD.KRAKEN", "ETHUSD.KRAKEN"]
+        table.set_exchange("NASDAQ")
+        assert table.visible_symbols() == []
+        table.set_filter(parse_filter(""))
+        assert table.visible_symbols() == ["AAPL.NASDAQ"]
+        table.set_exchange(None)
+        table.sort_by("last", reverse=True)
+        assert table.visible_symbols()[0] == "BTCUSD.KRAKEN"
+        await pilot.pause()
+
+
+@pilot_test
+async def test_value_sorts_follow_changes_within_a_few_frames() -> None:
+    app = TableApp(Clock(), resort_every=3)
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply(ROWS)
+        table.sort_by("last")
+        assert table.visible_symbols()[0] == "AAPL.NASDAQ"
+        table.apply({"rb2510.SHFE": row("rb2510.SHFE", 1.0, ns=100 * S)})
+        for _ in range(3):
+            table.tick()
+        assert table.visible_symbols()[0] == "rb2510.SHFE"
+        await pilot.pause()
+
+
+@pilot_test
+async def test_evicted_symbols_leave_at_once() -> None:
+    app = TableApp(Clock())
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply(ROWS)
+        table.apply({}, removed=["ETHUSD.KRAKEN"])
+        assert "ETHUSD.KRAKEN" not in table.visible_symbols()
+        assert table.total_rows == len(ROWS) - 1
+        await pilot.pause()  # renders without the evicted row
+
+
+@pilot_test
+async def test_flash_then_stale_by_the_clock() -> None:
+    clock = Clock()
+    app = TableApp(clock, stale_after_s=10.0)
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply({"AAPL.NASDAQ": row("AAPL.NASDAQ", 210.0, ns=clock.now, direction=1)})
+        await pilot.pause()
+        last = table.column_offset("last")
+        assert last is not None
+
+        def last_cell_style() -> Any:
+            strip = table.render_line(1)
+            x = 0
+            for segment in strip:  # equal styles may be merged into one segment
+                x += len(segment.text)
+                if x > last:
+                    return segment.style
+            raise AssertionError("no last cell")
+
+        flashing = last_cell_style()
+        clock.now += FLASH_NS + 1
+        table.tick()
+        assert last_cell_style() != flashing  # the flash is over
+        assert "STALE" not in table.row_text("AAPL.NASDAQ")
+        clock.now += 11 * S
+        table.tick()
+        assert "STALE 11s" in table.row_text("AAPL.NASDAQ")
+
+
+@pilot_test
+async def test_only_changed_rows_are_repainted() -> None:
+    app = TableApp(Clock())
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply(ROWS)
+        await pilot.pause()
+        painted: list[int] = []
+        original = table.render_line
+
+        def spy(y: int) -> Any:
+            painted.append(y)
+            return original(y)
+
+        table.render_line = spy  # type: ignore[method-assign]
+        changed = replace(ROWS["IF2506.CFFEX"], last=3901.0, ticks=2)
+        table.apply({"IF2506.CFFEX": changed})
+        await pilot.pause()
+        position = table.visible_symbols().index("IF2506.CFFEX")
+        assert set(painted) == {position + 1}  # +1: the header is line 0
+
+
+def test_columns_drop_by_priority_and_keep_pairs() -> None:
+    narrow = [c.key for c in fit_columns(78).columns]
+    assert narrow[:3] == ["symbol", "last", "change"] and "age" in narrow
+    assert "volume" not in narrow
+    for width in range(40, 200):
+        keys = {c.key for c in fit_columns(width).columns}
+        assert ("bid_size" in keys) == ("ask_size" in keys)
+        layout = fit_columns(width)
+        assert sum(layout.widths) + len(layout.widths) <= max(width, 16)
