@@ -7,61 +7,44 @@ of ticks, and the switching itself cost CPU. Here the receive loop runs in
 this process's only thread, with the pipe to the UI in the same poll, so an
 answer waits at most one batch (see console.feed.ingest.Ingest.serve).
 
-The process ignores SIGINT and SIGHUP (the UI decides when to stop) and dies
-with its parent (PR_SET_PDEATHSIG, and a parent check when the pipe is idle).
+Starting, signals, the parent check and stopping are those of every child
+process (services.runtime.child); this module says what the ingest serves.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import zmq
 
 from console.feed import wire as wire
 from console.feed.ingest import Ingest
 from services.protocol import Limits
-from services.runtime import child_process as helper
-from services.runtime.errors import UsageError
+from services.runtime.child import ChildEnd, ChildEntry, run
 from services.runtime.scheduling import prefer_long_slice
 
 log = logging.getLogger(__name__)
 
 
-class Worker:
-    """Answers the UI's requests from inside the receive loop."""
+class IngestServer:
+    """The ingest's receive loop, answering the UI's requests between batches."""
 
-    def __init__(self, ingest: Ingest, control: zmq.Socket) -> None:
-        self.ingest = ingest
-        self.control = control
-        self.parent = os.getppid()
-        self.next_parent_check = time.monotonic() + helper.PARENT_CHECK_S
+    def __init__(self, end: ChildEnd) -> None:
+        self.end = end
+        self.ingest = build_ingest(end.settings)
 
-    def reply(self, kind: bytes, body: Any) -> None:
-        self.control.send_multipart([kind, wire.encode(body)])
+    def open(self) -> None:
+        self.ingest.open()  # UsageError: an endpoint or key; OSError: the recording
 
-    def on_control(self) -> bool:
-        """Handle every waiting request; False to stop the loop."""
-        while True:
-            try:
-                kind, body = self.control.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return self.parent_alive()
-            except ValueError:  # not two frames: not the UI, ignore it
-                continue
-            try:
-                if not self.handle(kind, wire.decode_any(body)):
-                    return False
-            except Exception as exc:  # answer it: the UI is waiting for this request
-                log.exception("ingest process: %r failed", kind[:32])
-                self.reply(wire.FAILED, {"kind": wire.FAILURE_INTERNAL, "message": repr(exc)})
+    def serve(self) -> None:
+        self.ingest.serve(self.end.control, lambda: self.end.handle_requests(self.handle))
 
-    def handle(self, kind: bytes, body: Any) -> bool:
+    def close(self) -> None:
+        self.ingest.stop()
+
+    def handle(self, kind: bytes, body: Any) -> None:
         ingest = self.ingest
         if kind == wire.DRAIN:
             body = body if isinstance(body, dict) else {}
@@ -70,38 +53,19 @@ class Worker:
             ingest.show(on_screen if isinstance(on_screen, list) else None)
             update = ingest.drain()
             detail = ingest.detail(watch) if watch and watch in update.rows else None
-            self.reply(wire.UPDATE, (update, detail))
+            self.end.reply(wire.UPDATE, (update, detail))
         elif kind == wire.DETAIL:
-            self.reply(wire.ANSWER, ingest.detail(str(body)))
+            self.end.reply(wire.ANSWER, ingest.detail(str(body)))
         elif kind == wire.ALL_ROWS:
-            self.reply(wire.ANSWER, ingest.all_rows())
+            self.end.reply(wire.ANSWER, ingest.all_rows())
         elif kind == wire.RECORD:
-            try:
-                if body is None:
-                    ingest.stop_recording()
-                else:
-                    ingest.start_recording(Path(body))
-            except UsageError as exc:
-                self.reply(wire.FAILED, {"kind": wire.FAILURE_USAGE, "message": str(exc)})
-            except OSError as exc:
-                self.reply(wire.FAILED, {"kind": wire.FAILURE_OS, "message": str(exc)})
+            if body is None:
+                ingest.stop_recording()
             else:
-                self.reply(wire.ANSWER, None)
-        elif kind == wire.STOP:
-            return False
+                ingest.start_recording(Path(body))  # OSError: answered FAILED
+            self.end.reply(wire.ANSWER, None)
         else:
             log.warning("ingest process: unknown request %r ignored", kind[:32])
-        return True
-
-    def parent_alive(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_parent_check:
-            return True
-        self.next_parent_check = now + helper.PARENT_CHECK_S
-        if os.getppid() != self.parent:
-            log.warning("ingest process: the console is gone; exiting")
-            return False
-        return True
 
 
 def build_ingest(settings: dict[str, Any]) -> Ingest:
@@ -118,41 +82,23 @@ def build_ingest(settings: dict[str, Any]) -> Ingest:
     )
 
 
-def _lower_priority(nice: int) -> None:
-    """Under a flat-out feed this process is CPU-bound; the screen and keys should win."""
-    if nice <= 0 or not hasattr(os, "nice"):
-        return
-    try:
-        os.nice(nice)
-    except OSError as exc:
-        log.warning("ingest process: cannot lower its priority: %s", exc)
+def _prepare(settings: dict[str, Any]) -> None:
+    """Bulk work: the screen, keys and anything latency-critical should win the CPU."""
+    nice = int(settings.get("nice", 0))
+    if nice > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(nice)
+        except OSError as exc:
+            log.warning("ingest process: cannot lower its priority: %s", exc)
+    prefer_long_slice()  # anything latency-critical may preempt it at once
+
+
+ENTRY = ChildEntry(prog="console.feed.child", description=__doc__,
+                   log_name="console-ingest", build=IngestServer, prepare=_prepare)
 
 
 def main(argv: list[str] | None = None) -> int:
-    end = helper.begin_helper("console.feed.child", __doc__, argv, "console-ingest")
-    _lower_priority(int(end.settings.get("nice", 0)))
-    prefer_long_slice()  # bulk work: anything latency-critical may preempt it at once
-    worker = Worker(build_ingest(end.settings), end.control)
-    try:
-        try:
-            worker.ingest.open()
-        except UsageError as exc:
-            worker.reply(wire.FAILED, {"kind": wire.FAILURE_USAGE, "message": str(exc)})
-            return 2
-        except OSError as exc:  # the recording file
-            worker.reply(wire.FAILED, {"kind": wire.FAILURE_OS, "message": str(exc)})
-            return 1
-        worker.reply(wire.STARTED, {"pid": os.getpid()})
-        worker.ingest.serve(end.control, worker.on_control)
-        return 0
-    except Exception as exc:  # logged and reported; the console restarts us
-        log.exception("ingest process failed")
-        with contextlib.suppress(zmq.ZMQError):
-            worker.reply(wire.FAILED, {"kind": wire.FAILURE_INTERNAL, "message": repr(exc)})
-        return 1
-    finally:
-        worker.ingest.stop()
-        end.close()
+    return run(ENTRY, argv)
 
 
 if __name__ == "__main__":

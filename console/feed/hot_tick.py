@@ -10,7 +10,7 @@ The rest of the map is walked, not kept: a frame that is not msgpack, is
 truncated, has trailing bytes, a non-string key, or nests too deep is still
 rejected, but the values of fields nobody displays are not type-checked
 here. They are checked when somebody reads them: the detail view decodes the
-symbol's latest frame in full (`console.feed.book.decode_tick`) and shows any
+symbol's latest frame in full (`console.feed.full_tick.decode_tick`) and shows any
 problem it finds.
 """
 

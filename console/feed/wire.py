@@ -5,8 +5,8 @@ msgspec. The UI asks for one `drain` per screen frame and reads the answer
 on its next frame, so the ingest process never produces faster than the
 screen consumes and never queues more than one update. The few other
 requests (detail, all rows, recording) are answered in order on the same
-pipe. STARTED and FAILED answer the start, as for every helper process
-(services.runtime.child_process). Both ends import this module, so the two sides
+pipe. STARTED, FAILED and STOP are those of every child process
+(services.runtime.child_pipe). Both ends import this module, so the two sides
 cannot disagree.
 """
 
@@ -15,25 +15,15 @@ from __future__ import annotations
 import msgspec
 
 from console.model import FrameUpdate, SymbolDetail, SymbolRow
-from services.runtime.child_process import (  # noqa: F401  (re-exported for both ends)
-    FAILED,
-    FAILURE_INTERNAL,
-    FAILURE_OS,
-    FAILURE_USAGE,
-    STARTED,
-    decode_any,
-    encode,
-)
 
 # UI -> ingest process
 DRAIN = b"drain"            # body: {"watch": vt_symbol | None, "on_screen": [vt_symbol]}
 DETAIL = b"detail"          # body: vt_symbol
 ALL_ROWS = b"all_rows"      # body: None
 RECORD = b"record"          # body: path to record to, or None to stop
-STOP = b"stop"              # body: None; the process closes its sockets and exits
 # ingest process -> UI
 UPDATE = b"update"          # body: [FrameUpdate, SymbolDetail | None] (the watched symbol)
-ANSWER = b"answer"          # body: the answer to DETAIL / ALL_ROWS / RECORD
+ANSWER = b"answer"          # body: the answer to DETAIL / ALL_ROWS / RECORD (or FAILED)
 
 
 _update_decoder = msgspec.msgpack.Decoder(tuple[FrameUpdate, SymbolDetail | None])

@@ -1,11 +1,12 @@
 """The pipe between the console and its gateway link process: message kinds and codec.
 
-Two frames a message, [kind, body], as for every helper process
-(services.runtime.child_process). The UI sends requests; the link process answers
-each with a REPLY, always preceded by the STATUS that reply produced (so a
-callback that reads `status()` sees, say, HALTED after a kill), and sends
-STATUS on its own every STATUS_EVERY_S so LATE and DOWN show while a
-request waits. Both ends import this module.
+Two frames a message, [kind, body], as for every child process
+(services.runtime.child_pipe, which also has STARTED, FAILED and STOP). The
+UI sends requests; the link process answers each with a REPLY, always
+preceded by the STATUS that reply produced (so a callback that reads
+`status()` sees, say, HALTED after a kill), and sends STATUS on its own
+every STATUS_EVERY_S so LATE and DOWN show while a request waits. Both ends
+import this module.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from console.model import GatewayStatus, Reply
 
 # UI -> link process
 REQUEST = b"request"   # body: {"action", "payload", "req_id", "urgent"}
-STOP = b"stop"         # body: None
-# link process -> UI (besides helper_process.STARTED / FAILED)
+# link process -> UI
 REPLY = b"reply"       # body: Reply
 STATUS = b"status"     # body: GatewayStatus
 

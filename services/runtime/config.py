@@ -5,7 +5,8 @@ Layers, lowest first: the shipped `config.toml` defaults, the user's file
 that file (`[profiles.NAME]`), `TRADECONSOLE_SECTION__KEY` environment
 variables, and command-line overrides. The defaults file is also the schema:
 a key it does not have, or a value of another type, is refused with one line
-that names the key and where it came from.
+that names the key and where it came from. The merged values are then built
+once into the typed, read-only `Settings` (services/runtime/settings.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import platformdirs
 
 from services.runtime.errors import UsageError
+from services.runtime.settings import Settings
 
 APP_NAME = "tradeconsole"
 ENV_PREFIX = "TRADECONSOLE_"
@@ -60,10 +63,15 @@ def user_log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    """Merged settings plus the source of every value (for `config show`)."""
+    """The merged configuration: typed `settings`, plus the source of every value.
 
+    `values` holds the same merged values as plain TOML data (for `config show`
+    and for `get`/`section`); `settings` is built from them once, at load.
+    """
+
+    settings: Settings
     values: dict[str, dict[str, Any]]
     sources: dict[str, str] = field(default_factory=dict)
     profile: str | None = None
@@ -77,6 +85,21 @@ class Config:
 
     def source_of(self, section: str, key: str) -> str:
         return self.sources.get(f"{section}.{key}", "default")
+
+
+@dataclass
+class _Merge:
+    """Values being merged layer by layer, and the layer each one came from."""
+
+    values: dict[str, dict[str, Any]]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of_defaults(cls, schema: Mapping[str, Any]) -> _Merge:
+        values = {section: dict(body) for section, body in schema.items()}
+        for section in FREE_SECTIONS:
+            values.setdefault(section, {})
+        return cls(values)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -131,7 +154,7 @@ def _coerce(default: Any, value: Any, where: str) -> Any:
 
 
 def _merge_layer(
-    config: Config, layer: Mapping[str, Any], source: str, schema: Mapping[str, Any]
+    merge: _Merge, layer: Mapping[str, Any], source: str, schema: Mapping[str, Any]
 ) -> None:
     for section, body in layer.items():
         if section == "profiles":
@@ -158,8 +181,8 @@ def _merge_layer(
                     raise ConfigError(
                         f"{where}: expected one of {', '.join(choices)}, got {value!r}"
                     )
-            config.values[section][key] = value
-            config.sources[f"{section}.{key}"] = source
+            merge.values[section][key] = value
+            merge.sources[f"{section}.{key}"] = source
 
 
 def _parse_env_value(raw: str, default: Any = None) -> Any:
@@ -176,11 +199,6 @@ def _parse_env_value(raw: str, default: Any = None) -> Any:
         if isinstance(default, list):
             return [part.strip() for part in raw.split(",") if part.strip()]
         return raw
-
-
-def env_var_name(section: str, key: str) -> str:
-    """The environment variable that sets `section.key`."""
-    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
 
 
 def _env_layers(
@@ -210,10 +228,7 @@ def _check_profiles(
             raise ConfigError(f"{source}: must be a table (e.g. [profiles.{name}.console])")
         if "profiles" in body:
             raise ConfigError(f"{source}: profiles cannot contain profiles")
-        scratch = Config(values={s: dict(b) for s, b in schema.items()})
-        for section in FREE_SECTIONS:
-            scratch.values.setdefault(section, {})
-        _merge_layer(scratch, body, source, schema)
+        _merge_layer(_Merge.of_defaults(schema), body, source, schema)
     return profiles
 
 
@@ -232,17 +247,15 @@ def load_config(
     """
     defaults_path = default_config_path()
     schema = _read_toml(defaults_path)
-    config = Config(values={s: dict(b) for s, b in schema.items()})
-    for section in FREE_SECTIONS:
-        config.values.setdefault(section, {})
-    config.files.append(defaults_path)
+    merge = _Merge.of_defaults(schema)
+    files = [defaults_path]
 
     user_path = Path(path) if path is not None else (user_config_path() if use_user_file else None)
     user_layer: dict[str, Any] = {}
     if user_path is not None and (path is not None or user_path.is_file()):
         user_layer = _read_toml(user_path)
-        config.files.append(user_path)
-        _merge_layer(config, user_layer, str(user_path), schema)
+        files.append(user_path)
+        _merge_layer(merge, user_layer, str(user_path), schema)
 
     profiles = _check_profiles(user_layer.get("profiles", {}), str(user_path), schema)
     env = os.environ if env is None else env
@@ -254,11 +267,10 @@ def load_config(
             raise ConfigError(
                 f"{where}: no profile [profiles.{profile}] (defined: {names or 'none'})"
             )
-        _merge_layer(config, profiles[profile], f"{user_path} [profiles.{profile}]", schema)
-        config.profile = profile
+        _merge_layer(merge, profiles[profile], f"{user_path} [profiles.{profile}]", schema)
 
     for source, layer in _env_layers(env, schema):
-        _merge_layer(config, layer, source, schema)
+        _merge_layer(merge, layer, source, schema)
 
     if overrides:
         cli: dict[str, dict[str, Any]] = {}
@@ -267,8 +279,23 @@ def load_config(
                 continue
             section, _, key = dotted.partition(".")
             cli.setdefault(section, {})[key] = value
-        _merge_layer(config, cli, "command line", schema)
-    return config
+        _merge_layer(merge, cli, "command line", schema)
+    return Config(settings=_typed(merge.values, defaults_path), values=merge.values,
+                  sources=merge.sources, profile=profile, files=files)
+
+
+def _typed(values: Mapping[str, Any], defaults_path: Path) -> Settings:
+    """The merged values as `Settings`.
+
+    Every layer was checked against the defaults already, so this fails only
+    when the defaults file and the Structs of services/runtime/settings.py disagree.
+    """
+    try:
+        return msgspec.convert(values, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(
+            f"{defaults_path}: does not match services/runtime/settings.py ({exc})"
+        ) from exc
 
 
 def load_for_args(args: Any, overrides: Mapping[str, Any] | None = None) -> Config:

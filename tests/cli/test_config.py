@@ -15,10 +15,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import msgspec.inspect as mi
 import pytest
 
 from console.cli.config_cmd import commented_defaults
-from services.runtime.config import ConfigError, default_config_path, load_config
+from services.runtime.config import FREE_SECTIONS, ConfigError, default_config_path, load_config
+from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS: dict[str, dict[str, Any]] = tomllib.loads(default_config_path().read_text())
@@ -236,3 +239,51 @@ def test_docs_describe_every_key() -> None:
 def test_log_level_must_be_a_known_level(xdg: Path) -> None:
     assert_one_line_error(run_cli(xdg, "config", "show", "--log-level", "LOUD"),
                           "logging.level", "DEBUG, INFO, WARNING, ERROR")
+
+
+# --- typed settings -----------------------------------------------------------------------
+
+# The msgspec type that stands for each TOML value type of the defaults file.
+TOML_TYPES: dict[type, type[mi.Type]] = {
+    bool: mi.BoolType, int: mi.IntType, float: mi.FloatType, str: mi.StrType,
+    list: mi.VarTupleType,
+}
+
+
+def _fields(struct: type[msgspec.Struct]) -> dict[str, mi.Type]:
+    info = mi.type_info(struct)
+    assert isinstance(info, mi.StructType)
+    return {f.name: f.type for f in info.fields}
+
+
+def test_settings_structs_match_the_defaults_file() -> None:
+    sections = _fields(Settings)
+    assert set(sections) == set(DEFAULTS) | FREE_SECTIONS
+    for name in FREE_SECTIONS:
+        free = sections.pop(name)
+        assert isinstance(free, mi.DictType), name
+        assert isinstance(free.key_type, mi.StrType) and isinstance(free.value_type, mi.StrType)
+    for name, section in sections.items():
+        assert isinstance(section, mi.StructType), name
+        fields = _fields(section.cls)
+        assert set(fields) == set(DEFAULTS[name]), name
+        for key, value in DEFAULTS[name].items():
+            assert isinstance(fields[key], TOML_TYPES[type(value)]), f"{name}.{key}"
+            if isinstance(value, list):
+                assert isinstance(fields[key].item_type, mi.StrType), f"{name}.{key}"
+
+
+def test_settings_hold_the_merged_values(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", "[publisher]\nrate = 5\n[keys]\nquit = \"ctrl+q\"\n")
+    config = load_config(path, env={"TRADECONSOLE_ENDPOINTS__FEEDS": "tcp://a:1,tcp://b:2",
+                                    "TRADECONSOLE_CONSOLE__FPS": "33"})
+    settings = config.settings
+    assert settings.console.fps == config.get("console", "fps") == 33
+    assert settings.publisher.rate == 5.0 and isinstance(settings.publisher.rate, float)
+    assert settings.endpoints.feeds == ("tcp://a:1", "tcp://b:2")
+    assert settings.keys == {"quit": "ctrl+q"}
+    as_json = msgspec.json.encode
+    for section, body in config.values.items():
+        assert as_json(getattr(settings, section)) == as_json(body), section
+    with pytest.raises(AttributeError):
+        settings.console.fps = 1  # type: ignore[misc]

@@ -1,0 +1,174 @@
+"""The SUB sockets of ingest: set-up, the connection monitor, and revival of dead links.
+
+One SUB socket per endpoint keeps per-feed counts exact, and a socket monitor
+per SUB reports connected / retrying / disconnected. libzmq does not
+reconnect after some drops (a frame over MAXMSGSIZE, a refused CURVE key);
+those connections are re-opened here. After `open()` the sockets belong to
+the ingest thread alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from console.model import CONN_CONNECTED, CONN_CONNECTING, CONN_DISCONNECTED, CONN_RETRYING
+from services.protocol import Limits
+from services.runtime.sockets import apply_limits, connect
+
+# Part of ingest: its log lines keep the ingest logger name.
+log = logging.getLogger("console.feed.ingest")
+
+# A dropped connection that libzmq has not started retrying within this long
+# is re-opened by ingest.
+REVIVE_AFTER_S = 1.0
+OVERSIZED_DROP = "connection dropped by libzmq: a frame over max_msg_size (or a broken stream)"
+
+_HANDSHAKE_FAILURES = {
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake failed",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake failed (protocol)",
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake failed (authentication refused)",
+}
+
+
+class FeedSockets:
+    """One SUB and its monitor per endpoint; connection changes go to the callbacks.
+
+    `set_state(index, state)` records a model.CONN_* state, `state_of(index)`
+    reads it back, `on_dropped(index, reason)` counts a frame libzmq refused.
+    Each takes whatever lock guards the book.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        *,
+        rcvhwm: int,
+        limits: Limits,
+        keys_dir: str | Path | None,
+        context: zmq.Context | None,
+        set_state: Callable[[int, str], None],
+        state_of: Callable[[int], str],
+        on_dropped: Callable[[int, str], None],
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self._rcvhwm = rcvhwm
+        self._limits = limits
+        self._keys_dir = keys_dir
+        self._own_context = context is None
+        self._context = context
+        self._set_state = set_state
+        self._state_of = state_of
+        self._on_dropped = on_dropped
+        self.subs: list[zmq.Socket] = []
+        self.monitors: list[zmq.Socket] = []
+        # Feeds whose handshake completed, and dropped connections libzmq may
+        # not retry (index -> (revive at, dropped after a handshake)).
+        self._handshaked: set[int] = set()
+        self._dropped: dict[int, tuple[float, bool]] = {}
+
+    def open(self) -> None:
+        """Open and connect every SUB socket (UsageError for a bad endpoint or key)."""
+        context = self._context or zmq.Context()
+        self._context = context
+        keys = None
+        if self._keys_dir is not None:
+            from services import security  # optional: only with --keys
+
+            keys = security.load_keys(self._keys_dir)
+        try:
+            for endpoint in self.endpoints:
+                sub = context.socket(zmq.SUB)
+                self.subs.append(sub)
+                sub.setsockopt(zmq.LINGER, 0)
+                sub.setsockopt(zmq.RCVHWM, self._rcvhwm)
+                apply_limits(sub, self._limits)
+                sub.setsockopt(zmq.SUBSCRIBE, b"")
+                if keys is not None:
+                    security.secure_client(sub, keys)
+                # The monitor exists before connect so no event is missed.
+                self.monitors.append(sub.get_monitor_socket())
+                connect(sub, endpoint, what="feed")
+        except BaseException:
+            self.close()
+            raise
+
+    def apply_monitor(self, index: int, monitor: zmq.Socket, poller: zmq.Poller) -> None:
+        """Apply every pending event of one feed's monitor."""
+        endpoint = self.endpoints[index]
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            code = event["event"]
+            state: str | None = None
+            if code in (zmq.EVENT_CONNECTED, zmq.EVENT_CONNECT_RETRIED,
+                        zmq.EVENT_CONNECT_DELAYED):
+                self._dropped.pop(index, None)  # libzmq is (re)connecting by itself
+            if code == zmq.EVENT_CONNECTED:
+                state = CONN_CONNECTED
+            elif code == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshaked.add(index)
+            elif code == zmq.EVENT_CONNECT_RETRIED:
+                state = CONN_RETRYING
+            elif code == zmq.EVENT_CONNECT_DELAYED:
+                state = CONN_RETRYING if self._state_of(index) != CONN_CONNECTING else None
+            elif code == zmq.EVENT_DISCONNECTED:
+                state = CONN_DISCONNECTED
+                self._dropped[index] = (time.monotonic() + REVIVE_AFTER_S,
+                                        index in self._handshaked)
+                self._handshaked.discard(index)
+                log.info("feed %s: disconnected", endpoint)
+            elif code in _HANDSHAKE_FAILURES:
+                log.warning("feed %s: %s", endpoint, _HANDSHAKE_FAILURES[code])
+            elif code == zmq.EVENT_MONITOR_STOPPED:
+                poller.unregister(monitor)
+                return
+            if state is not None:
+                self._set_state(index, state)
+
+    def revive_dropped(self) -> None:
+        """Re-open connections libzmq dropped and is not retrying (see REVIVE_AFTER_S).
+
+        A drop after a completed handshake that libzmq does not retry is an
+        oversized frame (or a broken stream): it never reached us, so it is
+        counted as one rejected frame here, with the reason.
+        """
+        if not self._dropped:
+            return
+        now = time.monotonic()
+        for index, (due, handshaked) in list(self._dropped.items()):
+            if now < due:
+                continue
+            del self._dropped[index]
+            endpoint = self.endpoints[index]
+            sub = self.subs[index]
+            with contextlib.suppress(zmq.ZMQError):
+                sub.disconnect(endpoint)
+            sub.connect(endpoint)
+            if handshaked:
+                self._on_dropped(index, OVERSIZED_DROP)
+                log.warning("feed %s: %s; reconnecting", endpoint, OVERSIZED_DROP)
+            else:
+                log.warning("feed %s: handshake refused and not retried by libzmq; "
+                            "reconnecting", endpoint)
+
+    def close(self) -> None:
+        """Close every socket (and the context, when it was made here)."""
+        for sub in self.subs:
+            with contextlib.suppress(zmq.ZMQError):
+                sub.disable_monitor()
+        for sock in self.monitors + self.subs:
+            sock.close(linger=0)
+        self.subs = []
+        self.monitors = []
+        if self._own_context and self._context is not None:
+            self._context.term()
+            self._context = None
