@@ -360,7 +360,7 @@ class TradeConsole(App[int]):
         if update.rows or update.removed:
             self.table.apply(update.rows, update.removed)
         else:
-            self.table.tick()
+            self.table.advance_frame()
 
     def _note_exchanges(self, update: FrameUpdate) -> None:
         known = self._exchanges_seen

@@ -1,7 +1,7 @@
 """The line-API tick table on its own: order, filter, flash, staleness, partial repaint.
 
 A tiny app hosts the widget and an injected clock drives time, so these are
-exact and fast; the end-to-end paths are in test_ui_app.py.
+exact and fast; the end-to-end paths are in test_app.py.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def test_value_sorts_follow_changes_within_a_few_frames() -> None:
         assert table.visible_symbols()[0] == "AAPL.NASDAQ"
         table.apply({"rb2510.SHFE": row("rb2510.SHFE", 1.0, ns=100 * S)})
         for _ in range(3):
-            table.tick()
+            table.advance_frame()
         assert table.visible_symbols()[0] == "rb2510.SHFE"
         await pilot.pause()
 
@@ -125,11 +125,11 @@ async def test_flash_then_stale_by_the_clock() -> None:
 
         flashing = last_cell_style()
         clock.now += FLASH_NS + 1
-        table.tick()
+        table.advance_frame()
         assert last_cell_style() != flashing  # the flash is over
         assert "STALE" not in table.row_text("AAPL.NASDAQ")
         clock.now += 11 * S
-        table.tick()
+        table.advance_frame()
         assert "STALE 11s" in table.row_text("AAPL.NASDAQ")
 
 

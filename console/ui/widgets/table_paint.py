@@ -1,0 +1,130 @@
+"""The tick table's painted lines, each kept until something it shows changes.
+
+A row's strip is cached under a render key: everything that can change its
+look (row version, width, cursor, focus, flash, staleness, age text, theme).
+The widget asks whether a line is still current to decide what to refresh.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+from console.ui import format as fmt
+from console.ui.widgets.table_columns import Layout
+from console.ui.widgets.table_data import TableData
+from console.ui.widgets.table_render import (
+    RowStyles,
+    render_header,
+    render_row,
+    row_cells,
+    row_styles,
+)
+
+
+class LinePainter:
+    """Paints the header and data lines of `widget` from `data`, with caches."""
+
+    def __init__(self, widget: Widget, data: TableData, stale_ns: int) -> None:
+        self._widget = widget
+        self._data = data
+        self._stale_ns = stale_ns
+        self._style_gen = 0
+        self._style_cache: dict[tuple[Any, ...], RowStyles] = {}
+        self._cells: dict[str, tuple[int, dict[str, str]]] = {}
+        self._strips: dict[str, tuple[tuple[Any, ...], Strip]] = {}
+        self._header: tuple[tuple[Any, ...], Strip] | None = None
+
+    def forget(self, key: str) -> None:
+        """Drop what was painted for an evicted symbol."""
+        self._cells.pop(key, None)
+        self._strips.pop(key, None)
+
+    def styles_changed(self) -> None:
+        """The theme or CSS changed: every cached line and style is out of date."""
+        self._style_gen += 1
+        self._header = None
+        self._style_cache.clear()
+
+    def render_key(self, key: str, layout: Layout, now: int, cursor_key: str | None
+                   ) -> tuple[Any, ...]:
+        age_ns = now - self._data.rows[key].updated_ns
+        return (self._data.versions.get(key, 0), layout.width, key == cursor_key,
+                self._widget.has_focus, self._data.flash_direction(key, now),
+                age_ns > self._stale_ns, fmt.age(age_ns, coarse=True), self._style_gen)
+
+    def is_current(self, key: str, layout: Layout, now: int, cursor_key: str | None) -> bool:
+        """Whether the cached line of `key` still shows what it would show now."""
+        cached = self._strips.get(key)
+        return cached is not None and cached[0] == self.render_key(key, layout, now, cursor_key)
+
+    def line(self, key: str, layout: Layout, now: int, cursor_key: str | None) -> Strip:
+        """The data line of `key`, from the cache when still current."""
+        render_key = self.render_key(key, layout, now, cursor_key)
+        cached = self._strips.get(key)
+        if cached is not None and cached[0] == render_key:
+            return cached[1]
+        strip = self._paint_row(key, layout, now, render_key[2])[0]
+        self._strips[key] = (render_key, strip)
+        return strip
+
+    def row_text(self, key: str, layout: Layout, now: int) -> str:
+        """The data line of `key` as plain text, without the cursor."""
+        return self._paint_row(key, layout, now, False)[1]
+
+    def header(self, layout: Layout) -> Strip:
+        data = self._data
+        key = (layout.width, data.sort_key, data.reverse, self._style_gen)
+        if self._header is not None and self._header[0] == key:
+            return self._header[1]
+        style = self._widget.get_component_rich_style("tick-table--header")
+        strip = render_header(layout, data.sort_key, data.reverse, style)
+        self._header = (key, strip)
+        return strip
+
+    def _cells_for(self, key: str) -> dict[str, str]:
+        version = self._data.versions.get(key, 0)
+        cached = self._cells.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        cells = row_cells(self._data.rows[key])
+        self._cells[key] = (version, cells)
+        return cells
+
+    def _row_styles(self, is_cursor: bool, stale: bool) -> RowStyles:
+        """The styles of a row in this state.
+
+        Resolving a component style walks the DOM and merging makes new Style
+        objects; with every visible row changing every frame that was most of
+        the row cost, so the merged styles are kept until the styles change.
+        """
+        widget = self._widget
+        key = (self._style_gen, widget.has_focus, is_cursor, stale)
+        styles = self._style_cache.get(key)
+        if styles is not None:
+            return styles
+        base: Style
+        if is_cursor:
+            base = widget.get_component_rich_style(
+                "tick-table--cursor" if widget.has_focus else "tick-table--cursor-blurred")
+        else:
+            base = widget.rich_style
+        styles = row_styles(base, stale, widget.get_component_rich_style)
+        if len(self._style_cache) > 64:
+            self._style_cache.clear()
+        self._style_cache[key] = styles
+        return styles
+
+    def _paint_row(self, key: str, layout: Layout, now: int, is_cursor: bool
+                   ) -> tuple[Strip, str]:
+        row = self._data.rows[key]
+        age_ns = now - row.updated_ns
+        stale = age_ns > self._stale_ns
+        return render_row(
+            row, self._cells_for(key), layout, self._row_styles(is_cursor, stale),
+            is_cursor=is_cursor, age_ns=age_ns, stale=stale,
+            flash_dir=self._data.flash_direction(key, now),
+        )
