@@ -17,9 +17,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from services.broker_records import (
+    CANCELLED,
+    FILLED,
+    QTY_EPSILON,
+    WORKING,
+    Order,
+    Position,
+    apply_fill,
+    usable_price,
+)
 from services.protocol import (
     ACTIVE,
     BUY,
@@ -30,16 +39,10 @@ from services.protocol import (
     NOT_FOUND,
     SELL,
     TRADING_HALTED,
-    is_finite_number,
     packb,
 )
 
 STATE_VERSION = 1
-WORKING = "WORKING"
-FILLED = "FILLED"
-CANCELLED = "CANCELLED"
-# Quantities closer to zero than this are flat (float residue of partial closes).
-QTY_EPSILON = 1e-9
 # Kill replies and events list at most this many order ids / positions (counts are exact).
 KILL_LISTED = 1000
 # Latest ticks kept for pricing and GET_SNAPSHOT; new symbols beyond it are ignored
@@ -54,47 +57,6 @@ class Rejection(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(slots=True)
-class Order:
-    order_id: str
-    client_id: str
-    vt_symbol: str
-    side: str
-    qty: float
-    type: str
-    price: float | None
-    status: str
-    created_ns: int
-    updated_ns: int
-    fill_price: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        # Explicit rather than dataclasses.asdict: this runs per order on every commit.
-        return {"order_id": self.order_id, "client_id": self.client_id,
-                "vt_symbol": self.vt_symbol, "side": self.side, "qty": self.qty,
-                "type": self.type, "price": self.price, "status": self.status,
-                "created_ns": self.created_ns, "updated_ns": self.updated_ns,
-                "fill_price": self.fill_price}
-
-
-@dataclass(slots=True)
-class Position:
-    vt_symbol: str
-    qty: float = 0.0           # signed: > 0 long, < 0 short
-    avg_price: float = 0.0
-    realized_pnl: float = 0.0
-
-
-def _price(tick: Mapping[str, Any] | None, key: str) -> float | None:
-    """A usable price from a tick: finite and > 0 (0 means no quote on many feeds)."""
-    if tick is None:
-        return None
-    value = tick.get(key)
-    if is_finite_number(value) and value > 0:
-        return float(value)
-    return None
 
 
 class PaperBroker:
@@ -139,7 +101,7 @@ class PaperBroker:
         if self.trading_state == HALTED:  # none should rest while halted; never fill one
             return
         tick = self.latest.get(vt_symbol)
-        bid, ask = _price(tick, "bid_price_1"), _price(tick, "ask_price_1")
+        bid, ask = usable_price(tick, "bid_price_1"), usable_price(tick, "ask_price_1")
         for order in list(resting.values()):
             assert order.price is not None
             crossed = (order.side == BUY and ask is not None and ask <= order.price) or \
@@ -151,8 +113,8 @@ class PaperBroker:
     def execution_price(self, vt_symbol: str, side: str) -> float | None:
         """Where a market order would trade now: ask for BUY, bid for SELL, else last."""
         tick = self.latest.get(vt_symbol)
-        quoted = _price(tick, "ask_price_1" if side == BUY else "bid_price_1")
-        return quoted if quoted is not None else _price(tick, "last_price")
+        quoted = usable_price(tick, "ask_price_1" if side == BUY else "bid_price_1")
+        return quoted if quoted is not None else usable_price(tick, "last_price")
 
     def mark_price(self, position: Position) -> float | None:
         """Price that would close the position now (bid for long, ask for short)."""
@@ -285,7 +247,7 @@ class PaperBroker:
         rows = []
         for position in self._open_positions():
             mark = self.mark_price(position)
-            last = _price(self.latest.get(position.vt_symbol), "last_price")
+            last = usable_price(self.latest.get(position.vt_symbol), "last_price")
             rows.append({
                 "vt_symbol": position.vt_symbol, "qty": position.qty,
                 "avg_price": position.avg_price, "last_price": last, "mark_price": mark,
@@ -420,7 +382,7 @@ class PaperBroker:
         order.fill_price = price
         order.updated_ns = now_ns
         position = self.positions.setdefault(order.vt_symbol, Position(order.vt_symbol))
-        realized = _apply_fill(position, order.qty if order.side == BUY else -order.qty, price)
+        realized = apply_fill(position, order.qty if order.side == BUY else -order.qty, price)
         self.realized_pnl += realized
         trade_id = f"TRD-{self.next_trade:08d}"
         self.next_trade += 1
@@ -433,23 +395,3 @@ class PaperBroker:
         if abs(position.qty) < QTY_EPSILON:
             del self.positions[order.vt_symbol]
         return realized
-
-
-def _apply_fill(position: Position, signed_qty: float, price: float) -> float:
-    """Update signed qty and average price; return realised P&L of the part that closed."""
-    qty = position.qty
-    if abs(qty) < QTY_EPSILON or (qty > 0) == (signed_qty > 0):
-        total = abs(qty) + abs(signed_qty)
-        position.avg_price = (abs(qty) * position.avg_price + abs(signed_qty) * price) / total
-        position.qty = qty + signed_qty
-        return 0.0
-    closing = min(abs(qty), abs(signed_qty))
-    realized = closing * (price - position.avg_price) * (1.0 if qty > 0 else -1.0)
-    position.realized_pnl += realized
-    position.qty = qty + signed_qty
-    if abs(position.qty) < QTY_EPSILON:
-        position.qty = 0.0
-        position.avg_price = 0.0
-    elif (position.qty > 0) != (qty > 0):  # crossed through flat: the rest opens at price
-        position.avg_price = price
-    return realized

@@ -2,7 +2,7 @@
 
 Writes the server's and each client's certificates and copies every client's
 public certificate into `DIR/authorized/<role>/`, the allow-list the services'
-ZAP handler reads (see services/security.py and docs/security.md). Every key
+ZAP handler reads (see services/security/ and docs/security.md). Every key
 is created in a private staging directory (0700, secrets 0600) before any file
 is moved into place, so no other user can read a secret at any moment, and a
 run that fails while generating leaves the old keys as they were.

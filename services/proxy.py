@@ -19,6 +19,7 @@ from services.runtime.config import load_for_args
 from services.runtime.errors import UsageError
 from services.runtime.lifecycle import stop_event_on_signals
 from services.runtime.logsetup import setup_logging
+from services.runtime.network import apply_network
 from services.runtime.sockets import announce_ready, apply_limits, bind
 
 log = logging.getLogger("tradeconsole.proxy")
@@ -81,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_for_args(args)
     if args.hwm < 0:
         raise UsageError(f"--hwm must be >= 0 (0 = no limit), got {args.hwm}")
-    limits = Limits.from_config(config.section("limits"))
-    setup_logging("proxy", config.get("logging", "level"), config.get("logging", "dir"))
+    limits = Limits.from_settings(config.settings.limits)
+    network = config.network
+    setup_logging("proxy", config.settings.logging.level, config.settings.logging.dir)
 
     stop = stop_event_on_signals()
 
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         sock = ctx.socket(kind)
         made.append(sock)
         sock.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+        if kind != zmq.PAIR:  # the control pair is in-process
+            apply_network(sock, network)
         return sock
 
     try:

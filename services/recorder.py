@@ -24,6 +24,7 @@ from services.runtime.config import load_for_args
 from services.runtime.errors import UsageError
 from services.runtime.lifecycle import stop_event_on_signals
 from services.runtime.logsetup import setup_logging
+from services.runtime.network import apply_network
 from services.runtime.sockets import announce_ready, apply_limits, connect
 
 log = logging.getLogger("tradeconsole.record")
@@ -109,14 +110,14 @@ def _close_quietly(writer: RecordingWriter) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_for_args(args)
-    feeds: list[str] = args.feed or list(config.get("endpoints", "feeds"))
+    feeds: list[str] = args.feed or list(config.settings.endpoints.feeds)
     if not feeds:
         raise UsageError("--feed: give at least one endpoint (or set [endpoints] feeds)")
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise UsageError(f"--seconds must be a number > 0, got {args.seconds}")
     topics = [t.encode("utf-8") for t in (args.topic or [""])]
-    limits = Limits.from_config(config.section("limits"))
-    setup_logging("record", config.get("logging", "level"), config.get("logging", "dir"))
+    limits = Limits.from_settings(config.settings.limits)
+    setup_logging("record", config.settings.logging.level, config.settings.logging.dir)
 
     stop = stop_event_on_signals()
 
@@ -132,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
         for feed in feeds:
             sock = ctx.socket(zmq.SUB)
             sockets.append(sock)
-            sock.setsockopt(zmq.RCVHWM, int(config.get("console", "rcvhwm")))
+            sock.setsockopt(zmq.RCVHWM, config.settings.console.rcvhwm)
             sock.setsockopt(zmq.LINGER, 0)
             apply_limits(sock, limits)
+            apply_network(sock, config.network)
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic)
             if keys is not None:

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_for_args(args, {
         "console.fps": args.fps, "console.theme": args.theme, "console.readonly": args.readonly,
     })
-    log_dir = _ensure(Path(config.get("logging", "dir") or user_log_dir()))
+    log_dir = _ensure(Path(config.settings.logging.dir or user_log_dir()))
     # SIGTERM/SIGHUP become SystemExit so the finally blocks stop the children.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with running_fabric(args, log_dir) as endpoints:

@@ -26,10 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("services.gateway", "serve commands over a paper broker"),
     "proxy": ("services.proxy", "XSUB/XPUB proxy between many publishers and consoles"),
     "record": ("services.recorder", "record raw frames from a feed to a file"),
-    "status": ("console.cli.scripting", "one-shot health of feeds and gateway (exit 0/1/2/3)"),
-    "heartbeat": ("console.cli.scripting", "send one HEARTBEAT and print its round-trip time"),
-    "kill": ("console.cli.scripting", "fire the kill switch (needs --yes)"),
-    "resume": ("console.cli.scripting", "release the kill switch (needs --yes)"),
+    "status": ("console.cli.status", "one-shot health of feeds and gateway (exit 0/1/2/3)"),
+    "heartbeat": ("console.cli.heartbeat", "send one HEARTBEAT and print its round-trip time"),
+    "kill": ("console.cli.kill", "fire the kill switch (needs --yes)"),
+    "resume": ("console.cli.resume", "release the kill switch (needs --yes)"),
     "keys": ("services.keys", "generate CURVE certificates and the allow-list"),
     "config": ("console.cli.config_cmd", "init, show or locate the user config"),
     "web": ("console.cli.web", "serve the console in a browser (textual-serve)"),
@@ -67,10 +67,7 @@ def build_parser(name: str | None) -> tuple[argparse.ArgumentParser, object]:
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_common_arguments(parser)
-    if name is not None and module_name == "console.cli.scripting":
-        module.add_arguments(parser, name)  # type: ignore[attr-defined]
-    else:
-        module.add_arguments(parser)  # type: ignore[attr-defined]
+    module.add_arguments(parser)  # type: ignore[attr-defined]
     parser.set_defaults(command=name)
     return parser, module
 

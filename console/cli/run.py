@@ -2,16 +2,14 @@
 
 Checks every setting before the terminal is taken over, so a bad flag or
 config value ends with one line and exit code 2. The app exits within a
-couple of seconds when its terminal goes away: SIGHUP/SIGTERM call
-`app.exit()`, and end of input on stdin is treated as a hangup instead of a
-busy loop (Textual's input thread would otherwise spin on EOF).
+couple of seconds when its terminal goes away (console.ui.runner): SIGHUP,
+SIGTERM, or a hang-up or end of input on stdin.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import socket
 import sys
 from collections.abc import Sequence
@@ -51,25 +49,27 @@ def available_themes() -> list[str]:
 
 def validate_console_config(config: Config) -> None:
     """Refuse bad console settings with one line naming the key and what is allowed."""
-    fps = config.get("console", "fps")
+    console = config.settings.console
+    fps = console.fps
     if not MIN_FPS <= fps <= MAX_FPS:
         where = config.source_of("console", "fps")
         flag = "--fps" if where == "command line" else f"console.fps ({where})"
         raise UsageError(f"{flag} must be between {MIN_FPS} and {MAX_FPS}, got {fps}")
-    theme = config.get("console", "theme")
+    theme = console.theme
     if theme not in available_themes():
         where = config.source_of("console", "theme")
         flag = "--theme" if where == "command line" else f"console.theme ({where})"
         raise UsageError(f"{flag}: unknown theme {theme!r} (available: "
                          f"{', '.join(available_themes())})")
-    nice = config.get("console", "ingest_nice")
+    nice = console.ingest_nice
     if not 0 <= nice <= 19:
         where = config.source_of("console", "ingest_nice")
         raise UsageError(f"console.ingest_nice ({where}) must be between 0 and 19, got {nice}")
-    for key in ("row_stale_after_s", "poll_interval_s"):
-        if config.get("console", key) <= 0:
-            raise UsageError(f"console.{key} must be > 0, got {config.get('console', key)}")
-    resolve_keymap(config.values.get("keys", {}))
+    for key, value in (("row_stale_after_s", console.row_stale_after_s),
+                       ("poll_interval_s", console.poll_interval_s)):
+        if value <= 0:
+            raise UsageError(f"console.{key} must be > 0, got {value}")
+    resolve_keymap(config.settings.keys)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,38 +99,37 @@ def run_console(
 ) -> int:
     """Build the data layer and the app from a loaded config and run it to the end."""
     validate_console_config(config)
-    endpoints = list(feeds or config.get("endpoints", "feeds"))
+    endpoints = list(feeds or config.settings.endpoints.feeds)
     if not endpoints:
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
-    gateway_ep = gateway if gateway is not None else config.get("endpoints", "gateway")
+    gateway_ep = gateway if gateway is not None else config.settings.endpoints.gateway
     if gateway_ep.strip().lower() in ("", "none"):
         gateway_ep = ""
 
-    from console.ui.app import HANGUP_EXIT_CODE, TradeConsole
+    from console.ui.app import TradeConsole
+    from console.ui.runner import HANGUP_EXIT_CODE, run_app
     from services.runtime.logsetup import setup_logging
 
-    log_section = config.section("logging")
-    setup_logging("console", log_section["level"], log_section["dir"], stderr=False)
+    logging_settings = config.settings.logging
+    setup_logging("console", logging_settings.level, logging_settings.dir, stderr=False)
     source = make_tick_source(endpoints, config, keys_dir=keys_dir)
     link = make_gateway_client(gateway_ep, config, keys_dir=keys_dir) if gateway_ep else None
     app = TradeConsole(
         config, source=source, gateway=link, settings_path=user_config_path(),
         settings_note=_settings_note(config_file), data_dir=user_data_dir(),
-        manage_lifecycle=False, handle_hangup=True, title=title,
-        driver_class=_driver_class(),
+        manage_lifecycle=False, title=title,
     )
     # Bad endpoints and keys fail here, with one line, before the terminal is taken over.
     source.start()
     try:
         if link is not None:
             link.start()
-        result = app.run()
-        app.cancel_hangup_watchdog()
+        result, hung_up = run_app(app, watch_stdin=_owns_the_terminal())
     finally:
         if link is not None:
             link.stop()
         source.stop()
-    if app.hung_up:
+    if hung_up:
         return HANGUP_EXIT_CODE
     return int(result or 0)
 
@@ -141,7 +140,7 @@ def make_tick_source(endpoints: Sequence[str], config: Config, *,
 
     `options` go to either class as keywords (e.g. `latency_ring` for the benchmark).
     """
-    if str(config.get("console", "ingest")).lower() == "thread":
+    if config.settings.console.ingest.lower() == "thread":
         from console.feed.ingest import Ingest
 
         return Ingest(endpoints, config=config, keys_dir=keys_dir, **options)
@@ -154,76 +153,38 @@ def make_gateway_client(endpoint: str, config: Config, *, keys_dir: str | None =
                         client_id: str | None = None) -> Any:
     """The console's gateway link as `[console] gateway_link` says: a child process or a thread.
 
-    Either takes the [console] link settings and [limits].
+    Either takes the [console] link settings, [limits] and [network].
     """
     from services.protocol import Limits
 
-    console = config.section("console")
+    console = config.settings.console
     settings: dict[str, Any] = {
         "client_id": client_id or f"console-{socket.gethostname()[:64]}-{os.getpid()}",
-        "heartbeat_interval_s": float(console["heartbeat_interval_s"]),
-        "late_ms": float(console["heartbeat_late_ms"]),
-        "timeout_ms": int(console["request_timeout_ms"]),
-        "retries": int(console["request_retries"]),
+        "heartbeat_interval_s": console.heartbeat_interval_s,
+        "late_ms": float(console.heartbeat_late_ms),
+        "timeout_ms": console.request_timeout_ms,
+        "retries": console.request_retries,
         "keys_dir": keys_dir,
-        "limits": Limits.from_config(config.section("limits")),
+        "limits": Limits.from_settings(config.settings.limits),
+        "network": config.network,
     }
-    if str(console["gateway_link"]).lower() == "thread":
+    if console.gateway_link.lower() == "thread":
         from console.link.client import GatewayClient
 
         return GatewayClient(endpoint, **settings)
     from console.link.process import GatewayProcess
 
-    logging_section = config.section("logging")
-    return GatewayProcess(endpoint, log_level=logging_section.get("level"),
-                          log_dir=str(logging_section.get("dir") or ""), **settings)
+    logging_settings = config.settings.logging
+    return GatewayProcess(endpoint, log_level=logging_settings.level,
+                          log_dir=logging_settings.dir or "", **settings)
 
 
-def _driver_class() -> Any:
-    """Textual's Linux driver, except that end of input means the terminal is gone.
+def _owns_the_terminal() -> bool:
+    """Whether stdin is this console's terminal, to be watched for a hang-up.
 
-    Textual's input thread loops on `select()`; at EOF the descriptor stays
-    readable and that loop would spin a core forever. Here EOF, or EIO from a
-    vanished pty, posts ExitApp (thread-safe) and ends the thread.
+    Not under a host that chose Textual's driver itself (e.g. textual-serve),
+    nor off Linux, where Textual reads input differently.
     """
     from textual import constants
 
-    if not sys.platform.startswith("linux") or constants.DRIVER:
-        return None  # other platforms, or a driver chosen by the host (e.g. textual-serve)
-    from codecs import getincrementaldecoder
-
-    from textual.drivers.linux_driver import LinuxDriver
-    from textual.messages import ExitApp
-
-    class HangupAwareDriver(LinuxDriver):
-        def run_input_thread(self) -> None:
-            from textual._xterm_parser import XTermParser
-
-            parser = XTermParser(self._debug)
-            decode = getincrementaldecoder("utf-8")().decode
-            selector = selectors.SelectSelector()
-            selector.register(self.fileno, selectors.EVENT_READ)
-            try:
-                while not self.exit_event.is_set():
-                    for _key, mask in selector.select(0.1):
-                        if not mask & selectors.EVENT_READ:
-                            continue
-                        try:
-                            data = os.read(self.fileno, 4096)
-                        except OSError:
-                            data = b""
-                        if not data:
-                            hang_up = getattr(self._app, "hang_up", None)
-                            if hang_up is not None:
-                                hang_up()
-                            else:
-                                self._app.post_message(ExitApp())
-                            return
-                        for event in parser.feed(decode(data)):
-                            self.process_message(event)
-                    for event in parser.tick():
-                        self.process_message(event)
-            finally:
-                selector.close()
-
-    return HangupAwareDriver
+    return sys.platform.startswith("linux") and not constants.DRIVER

@@ -29,6 +29,7 @@ from console.link.client import GatewayClient
 from console.model import Reply
 from services.protocol import Limits
 from services.runtime.child import ChildEnd, ChildEntry, run
+from services.runtime.network import NetworkOptions
 from services.runtime.scheduling import use_default_slice
 from services.runtime.wake import WakePipe
 
@@ -105,6 +106,7 @@ def build_client(settings: dict[str, Any]) -> GatewayClient:
         retries=settings["retries"],
         keys_dir=settings.get("keys_dir"),
         limits=Limits(**settings["limits"]),
+        network=NetworkOptions(**settings["network"]),
     )
 
 

@@ -32,6 +32,7 @@ from console.link.client import NO_REPLY
 from console.model import GW_DOWN, GW_UNKNOWN, GatewayStatus, Reply, ReplyCallback
 from services.protocol import DEFAULT_LIMITS, PRIORITY_ACTIONS, Limits, new_req_id
 from services.runtime.child_pipe import FAILED, ChildError, decode_any
+from services.runtime.network import DEFAULT_NETWORK, NetworkOptions
 from services.runtime.scheduling import use_default_slice
 from services.runtime.supervisor import ChildSpec, Supervisor
 from services.runtime.wake import WakePipe
@@ -72,6 +73,7 @@ class GatewayProcess:
         retries: int = 3,
         keys_dir: str | Path | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        network: NetworkOptions = DEFAULT_NETWORK,
         log_level: str | None = None,
         log_dir: str = "",
     ) -> None:
@@ -86,6 +88,7 @@ class GatewayProcess:
             "retries": int(retries),
             "keys_dir": str(keys_dir) if keys_dir is not None else None,
             "limits": dataclasses.asdict(limits),
+            "network": dataclasses.asdict(network),
             "log_level": log_level,
             "log_dir": log_dir,
         }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from services.runtime.errors import UsageError
@@ -90,8 +90,21 @@ COMMANDS: tuple[Command, ...] = (
     Command("quit", "q", "Quit", "Quit the console", "quit", footer="Quit"),
 )
 COMMANDS_BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
-# Handled by Textual itself (palette binding, focus chain): not bound again here.
-_TEXTUAL_OWNED = frozenset({"palette", "focus_next", "focus_previous"})
+DEFAULT_KEYMAP: dict[str, str] = {c.name: c.keys for c in COMMANDS}
+# Bound by Textual's own screen (the focus chain): not bound again here, and a
+# [keys] entry for them only changes what help shows.
+_TEXTUAL_OWNED = frozenset({"focus_next", "focus_previous"})
+
+
+def action_name(action: str) -> str:
+    """'switch_tab(3)' -> 'switch_tab': the name Textual hands to `check_action`."""
+    return action.partition("(")[0]
+
+
+# Action name -> its command, for every command that changes trading state.
+STATE_CHANGING: dict[str, Command] = {
+    action_name(c.action): c for c in COMMANDS if c.state_changing
+}
 
 _KEY_RE = re.compile(r"^(?:(?:ctrl|shift|alt|meta|super|hyper)\+)*[A-Za-z0-9_]+$")
 _KEY_REPLACEMENTS = {
@@ -138,19 +151,36 @@ def resolve_keymap(overrides: Mapping[str, Any] | None) -> dict[str, str]:
     return keymap
 
 
-def bindings_for(keymap: Mapping[str, str]) -> BindingsMap:
-    """Textual bindings for every registry command (except Textual's own)."""
+def registry_bindings() -> list[Binding]:
+    """The app's `BINDINGS`: every registry command on its default keys, with its id.
+
+    The id is the command name, so the user's `[keys]` rebind it through
+    Textual's keymap (`App.set_keymap(textual_keymap(keymap))`).
+    """
     bindings: list[Binding] = []
     for command in COMMANDS:
         if command.name in _TEXTUAL_OWNED:
             continue
-        for key in split_keys(keymap[command.name]):
+        for key in split_keys(command.keys):
+            if command.name == "palette":
+                bindings.append(Binding(normalize_key(key), command.action, "Palette",
+                                        show=False, priority=True, id=command.name))
+                continue
             bindings.append(Binding(
                 normalize_key(key), command.action, command.footer or command.title,
                 show=bool(command.footer), key_display=key if len(key) == 1 else None,
                 id=command.name,
             ))
-    return BindingsMap(bindings)
+    return bindings
+
+
+def textual_keymap(keymap: Mapping[str, str]) -> dict[str, str]:
+    """The entries of `keymap` that differ from the defaults, as Textual key names."""
+    return {
+        name: ",".join(normalize_key(key) for key in split_keys(keys))
+        for name, keys in keymap.items()
+        if name not in _TEXTUAL_OWNED and keys != COMMANDS_BY_NAME[name].keys
+    }
 
 
 def help_rows(keymap: Mapping[str, str]) -> Iterator[tuple[str, Command]]:

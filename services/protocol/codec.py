@@ -8,7 +8,6 @@ make a decode fail, never make us allocate without bound.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -35,14 +34,6 @@ class Limits:
     max_msg_size: int = 262144
     max_str_len: int = 65536
     max_container_len: int = 4096
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> Limits:
-        return cls(
-            max_msg_size=int(section["max_msg_size"]),
-            max_str_len=int(section["max_str_len"]),
-            max_container_len=int(section["max_container_len"]),
-        )
 
     @classmethod
     def from_settings(cls, section: LimitValues) -> Limits:

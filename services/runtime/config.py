@@ -24,6 +24,7 @@ import msgspec
 import platformdirs
 
 from services.runtime.errors import UsageError
+from services.runtime.network import NetworkOptions
 from services.runtime.settings import Settings
 
 APP_NAME = "tradeconsole"
@@ -85,6 +86,11 @@ class Config:
 
     def source_of(self, section: str, key: str) -> str:
         return self.sources.get(f"{section}.{key}", "default")
+
+    @property
+    def network(self) -> NetworkOptions:
+        """[network] as the options every socket is given."""
+        return NetworkOptions(**msgspec.structs.asdict(self.settings.network))
 
 
 @dataclass
@@ -280,8 +286,18 @@ def load_config(
             section, _, key = dotted.partition(".")
             cli.setdefault(section, {})[key] = value
         _merge_layer(merge, cli, "command line", schema)
-    return Config(settings=_typed(merge.values, defaults_path), values=merge.values,
-                  sources=merge.sources, profile=profile, files=files)
+    config = Config(settings=_typed(merge.values, defaults_path), values=merge.values,
+                    sources=merge.sources, profile=profile, files=files)
+    _check_network(config)
+    return config
+
+
+def _check_network(config: Config) -> None:
+    """[network] values that cannot work together, named with where they came from."""
+    problems = config.network.problems()
+    if problems:
+        source = config.source_of("network", "heartbeat_timeout_ms")
+        raise ConfigError(f"{source}: [network] {problems[0]}")
 
 
 def _typed(values: Mapping[str, Any], defaults_path: Path) -> Settings:

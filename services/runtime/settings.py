@@ -83,6 +83,18 @@ class ConsoleSection(_Section):
     max_symbols: int
 
 
+class NetworkSection(_Section):
+    """[network]: heartbeats, timeouts and keepalive (see services.runtime.network)."""
+
+    heartbeat_interval_ms: int
+    heartbeat_timeout_ms: int
+    connect_timeout_ms: int
+    handshake_timeout_ms: int
+    tcp_keepalive_idle_s: int
+    tcp_keepalive_interval_s: int
+    tcp_keepalive_count: int
+
+
 class LoggingSection(_Section):
     """[logging]: level and directory of every program's log file."""
 
@@ -98,5 +110,6 @@ class Settings(_Section):
     publisher: PublisherSection
     gateway: GatewaySection
     console: ConsoleSection
+    network: NetworkSection
     keys: dict[str, str]
     logging: LoggingSection

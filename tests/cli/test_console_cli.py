@@ -8,8 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.binding import BindingsMap
 
-from console.ui.commands import COMMANDS, bindings_for, normalize_key, resolve_keymap
+from console.ui.commands import (
+    COMMANDS,
+    normalize_key,
+    registry_bindings,
+    resolve_keymap,
+    textual_keymap,
+)
 from services.runtime.errors import UsageError
 
 
@@ -79,10 +86,13 @@ def test_bindings_use_textual_key_names() -> None:
     assert normalize_key("?") == "question_mark"
     assert normalize_key("/") == "slash"
     assert normalize_key("ctrl+h") == "ctrl+h"
-    keys = bindings_for(resolve_keymap({"heartbeat": "h,ctrl+h"})).key_to_bindings
+    keys = BindingsMap(registry_bindings()).key_to_bindings
     assert [b.action for b in keys["question_mark"]] == ["help"]
-    assert [b.action for b in keys["ctrl+h"]] == ["heartbeat"]
     assert [b.action for b in keys["R"]] == ["resume"]
+    assert [(b.action, b.id) for b in keys["h"]] == [("heartbeat", "heartbeat")]
+    # [keys] overrides reach Textual's keymap by binding id, in Textual's key names.
+    overrides = textual_keymap(resolve_keymap({"heartbeat": "h,ctrl+h", "help": "?,f1"}))
+    assert overrides == {"heartbeat": "h,ctrl+h", "help": "question_mark,f1"}
 
 
 def test_every_state_changing_action_is_flagged() -> None:

@@ -20,6 +20,8 @@ from rich.console import Console
 
 from console.cli.run import make_tick_source
 from console.ui.app import TradeConsole
+from console.ui.commands import COMMANDS, action_name, normalize_key, split_keys
+from console.ui.fixtures import FrozenGateway, FrozenSource, build_frozen_book
 from console.ui.screens.detail import DetailScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.kill import KillSwitchScreen
@@ -275,3 +277,58 @@ async def test_r_records_the_feed_to_the_data_dir(feed: str, tmp_path: Path) -> 
     assert any("Recording stopped" in notice for notice in app.notices)
     records = list(RecordingReader(files[0]))
     assert len(records) > 100
+
+
+def frozen_console(config_file: Path | None = None, **console: Any) -> TradeConsole:
+    """The app on the frozen deterministic feed and a canned gateway: no sockets."""
+    book, clock = build_frozen_book(symbols=8, ticks=80)
+    config = load_config(config_file, use_user_file=False, env={},
+                         overrides={f"console.{k}": v for k, v in console.items()})
+    return TradeConsole(config, source=FrozenSource(book),
+                        gateway=FrozenGateway(clock_ns=clock.mono_ns), clock_ns=clock.mono_ns,
+                        wall_ns=clock.wall_ns, freeze_gc=False)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pilot_test
+async def test_readonly_refuses_every_state_changing_command(readonly: bool) -> None:
+    """Read-only follows the registry: any command flagged state_changing is refused.
+
+    Each action is replaced by a recorder, so what is checked is that the key
+    (or the palette's `run_command`) never reaches it under read-only, and
+    that it does otherwise: a new flagged command is covered without edits here.
+    """
+    flagged = [c for c in COMMANDS if c.state_changing]
+    assert flagged
+    app = frozen_console(readonly=readonly)
+    ran: list[str] = []
+    for command in flagged:
+        name = action_name(command.action)
+        setattr(app, f"action_{name}", functools.partial(ran.append, command.name))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for command in flagged:
+            before = len(app.notices)
+            await pilot.press(normalize_key(split_keys(command.keys)[0]))
+            await app.run_command(command.name)
+            await pilot.pause()
+            assert app.screen is app.screen_stack[0], command.name
+            refusals = [n for n in list(app.notices)[before:] if "read-only" in n]
+            assert len(refusals) == (2 if readonly else 0), (command.name, refusals)
+    expected = [] if readonly else [name for c in flagged for name in (c.name, c.name)]
+    assert ran == expected
+
+
+@pilot_test
+async def test_keys_section_rebinds_through_the_keymap(tmp_path: Path) -> None:
+    config = tmp_path / "console.toml"
+    config.write_text('[keys]\nhelp = "f1"\nheartbeat = "h,ctrl+h"\n')
+    app = frozen_console(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")  # no longer bound
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f1")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help on f1")
+        await pilot.press("escape")
+        await pilot.press("ctrl+h")
+        await until(pilot, lambda: app.last_heartbeat is not None, what="heartbeat on ctrl+h")

@@ -9,49 +9,16 @@ live ones.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
 
 from console.ui import format as fmt
+from console.ui.trading import GatewayData, age_text
 from console.ui.widgets.text_panel import TextPanel
 
 MAX_LISTED = 12
-
-
-@dataclass(slots=True)
-class Polled:
-    """The latest answer to one GET_* poll and when it arrived (console clock)."""
-
-    data: Any = None
-    at_ns: int | None = None
-    error: str | None = None
-
-
-@dataclass(slots=True)
-class GatewayData:
-    """What the panel (and the kill switch scope) knows about the account."""
-
-    account: Polled = field(default_factory=Polled)
-    positions: Polled = field(default_factory=Polled)
-    orders: Polled = field(default_factory=Polled)
-    status: Polled = field(default_factory=Polled)
-
-    def position_list(self) -> list[dict[str, Any]]:
-        data = self.positions.data
-        return [p for p in data if isinstance(p, dict)] if isinstance(data, list) else []
-
-    def order_list(self) -> list[dict[str, Any]]:
-        data = self.orders.data
-        return [o for o in data if isinstance(o, dict)] if isinstance(data, list) else []
-
-
-def age_text(polled: Polled, now_ns: int) -> str:
-    if polled.at_ns is None:
-        return "no data yet"
-    return f"{fmt.age(now_ns - polled.at_ns, coarse=True)} ago"
 
 
 def describe_position(position: dict[str, Any]) -> str:

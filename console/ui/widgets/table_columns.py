@@ -1,7 +1,7 @@
 """The tick table's columns and how many of them fit a width.
 
 Kept apart from the widget: the column set is also the CSV export's header
-(console.ui.app), and fitting is pure arithmetic the tests check on its own.
+(console.ui.data_files), and fitting is pure arithmetic the tests check on its own.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""CURVE security (the Ironhouse pattern) with roles taken from a key allow-list.
+"""The ZAP handler: one per ZeroMQ context, admitting allow-listed CURVE keys only.
 
-Every service socket started with `--keys DIR` is a CURVE server whose
-handshakes are checked by one ZAP handler per ZeroMQ context. The handler
-accepts a client only if its public key is in `DIR/authorized/<role>/*.key`
-and reports the role as the connection's User-Id, so the gateway can
-authorise each command by the key that sent it (`role_of_frame`,
-`is_allowed`). Refused handshakes are logged and counted (`auth_failures`)
-for telemetry, including the ones ZAP never sees (a client without CURVE, or
-one that holds the wrong server key), which a socket monitor reports.
-
-Key files are pyzmq/czmq certificates; the layout is described in
-docs/security.md and written by `tradeconsole keys generate`.
+It reports the key's role as the connection's User-Id, and counts (and
+logs, throttled) every refused handshake, including those a socket monitor
+sees before ZAP is ever asked.
 """
 
 from __future__ import annotations
@@ -20,44 +12,24 @@ import errno
 import logging
 import os
 import queue
-import re
-import stat
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from itertools import count
-from pathlib import Path
 
 import zmq
-import zmq.auth
 from zmq.auth.base import Authenticator
 from zmq.utils import z85
 from zmq.utils.monitor import parse_monitor_message
 
-from services.protocol import READ_ACTIONS
-from services.runtime.errors import UsageError
+from services.security.keyfiles import Keys, load_allow_list, require_curve
 
 log = logging.getLogger("tradeconsole.security")
 
-MIN_LIBZMQ = (4, 3, 5)
 ZAP_DOMAIN = "tradeconsole"
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_VERSION = b"1.0"
-
-ROLE_TRADER = "trader"
-ROLE_MONITOR = "monitor"
-ROLE_PUBLISHER = "publisher"
-# Allow-list directories, in order of increasing privilege (a key found in two
-# places gets the least privileged role).
-ROLES = (ROLE_PUBLISHER, ROLE_MONITOR, ROLE_TRADER)
-
-SERVER_NAME = "server"
-AUTHORIZED_DIR = "authorized"
-PUBLIC_SUFFIX = ".key"
-SECRET_SUFFIX = ".key_secret"
-CLIENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 # Handshake failures that never reach ZAP; ZAP's own refusals are counted by
 # the handler itself, so HANDSHAKE_FAILED_AUTH is deliberately not watched.
@@ -79,152 +51,7 @@ _LOG_EVERY_S = 60.0
 _THROTTLE_MAX_KEYS = 1024
 
 
-@dataclass(frozen=True)
-class Keys:
-    """The key material one process needs; secrets are z85 text and never printed."""
-
-    dir: Path
-    server_public: bytes
-    server_secret: bytes | None = field(repr=False)
-    client_public: bytes | None
-    client_secret: bytes | None = field(repr=False)
-    client_name: str | None = None
-
-    @property
-    def authorized_dir(self) -> Path:
-        return self.dir / AUTHORIZED_DIR
-
-
-# --- checks and loading --------------------------------------------------------
-
-
-def require_curve() -> None:
-    """Refuse to run with a libzmq that cannot do (or does old) CURVE."""
-    version = zmq.zmq_version()
-    if zmq.zmq_version_info() < MIN_LIBZMQ:
-        wanted = ".".join(map(str, MIN_LIBZMQ))
-        raise UsageError(
-            f"--keys needs libzmq >= {wanted} with CURVE, but pyzmq {zmq.__version__} uses "
-            f"libzmq {version}; upgrade with: pip install --upgrade pyzmq"
-        )
-    if not zmq.has("curve"):
-        raise UsageError(
-            f"--keys needs CURVE, but libzmq {version} was built without it (no libsodium); "
-            f"install a pyzmq wheel, which bundles it: pip install --force-reinstall pyzmq"
-        )
-
-
-def _check_key(key: bytes, path: Path, what: str) -> bytes:
-    try:
-        ok = len(key) == 40 and len(z85.decode(key)) == 32
-    except (ValueError, KeyError, IndexError):
-        ok = False
-    if not ok:
-        raise UsageError(f"{path}: {what} is not a 40-character z85 CURVE key")
-    return key
-
-
-def _check_private(path: Path) -> None:
-    """Like ssh: a secret others can read is refused, with the fix."""
-    if os.name != "posix":
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise UsageError(
-            f"{path} can be read by other users (mode {mode:04o}); run: chmod 600 {path}"
-        )
-
-
-def _read_certificate(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
-    try:
-        public, secret_key = zmq.auth.load_certificate(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable CURVE certificate ({exc})") from exc
-    _check_key(public, path, "public-key")
-    if secret:
-        if secret_key is None:
-            raise UsageError(f"{path}: no secret-key line (is it a public certificate?)")
-        _check_key(secret_key, path, "secret-key")
-        _check_private(path)
-    return public, secret_key
-
-
-def load_keys(dir: str | Path, *, client: str = "trader") -> Keys:
-    """Load `DIR/server.key` plus whichever secrets this host holds.
-
-    A service host has `server.key_secret`; a client host has
-    `<client>.key_secret`. Missing secrets are None here and refused by
-    `secure_server` / `secure_client`, so one loader serves both sides.
-    """
-    require_curve()
-    directory = Path(dir).expanduser()
-    if not directory.is_dir():
-        raise UsageError(
-            f"--keys {directory}: no such directory; create one with: "
-            f"tradeconsole keys generate {directory}"
-        )
-    if not CLIENT_NAME.match(client) or client == SERVER_NAME:
-        raise UsageError(
-            f"client key name {client!r} is not allowed; use a plain name such as "
-            f"{ROLE_TRADER} or {ROLE_MONITOR} (the file DIR/NAME{SECRET_SUFFIX})"
-        )
-    server_file = directory / f"{SERVER_NAME}{PUBLIC_SUFFIX}"
-    if not server_file.is_file():
-        raise UsageError(
-            f"--keys {directory}: {server_file.name} is missing (the server's public "
-            f"certificate); copy it from the key directory made by tradeconsole keys generate"
-        )
-    server_public, _ = _read_certificate(server_file, secret=False)
-
-    server_secret: bytes | None = None
-    server_secret_file = directory / f"{SERVER_NAME}{SECRET_SUFFIX}"
-    if server_secret_file.is_file():
-        public, server_secret = _read_certificate(server_secret_file, secret=True)
-        if public != server_public:
-            raise UsageError(
-                f"{server_secret_file} and {server_file.name} hold different keys; "
-                f"regenerate with: tradeconsole keys generate {directory} --force"
-            )
-
-    client_public: bytes | None = None
-    client_secret: bytes | None = None
-    client_file = directory / f"{client}{SECRET_SUFFIX}"
-    if client_file.is_file():
-        client_public, client_secret = _read_certificate(client_file, secret=True)
-    return Keys(directory, server_public, server_secret, client_public, client_secret, client)
-
-
-def load_allow_list(authorized: Path) -> dict[bytes, str]:
-    """Map each allowed z85 public key to its role (the directory it was found in)."""
-    if not authorized.is_dir():
-        raise UsageError(
-            f"{authorized}: no allow-list directory; it should hold "
-            f"{', '.join(f'{r}/' for r in ROLES)} with the clients' public .key files"
-        )
-    roles: dict[bytes, str] = {}
-    for entry in sorted(authorized.iterdir()):
-        if entry.is_dir() and entry.name not in ROLES:
-            log.warning("ignoring %s: roles are %s", entry, ", ".join(ROLES))
-    for role in ROLES:  # least privileged first: a duplicate keeps the first role
-        role_dir = authorized / role
-        if not role_dir.is_dir():
-            continue
-        for cert in sorted(role_dir.glob(f"*{PUBLIC_SUFFIX}")):
-            public, _ = _read_certificate(cert, secret=False)
-            if public in roles:
-                log.warning("%s is also listed as %s; it keeps role %s", cert, roles[public],
-                            roles[public])
-                continue
-            roles[public] = role
-    if not roles:
-        log.warning("allow-list %s is empty: every client will be refused", authorized)
-    return roles
-
-
-# --- ZAP ----------------------------------------------------------------------
-
-
-def _domain_for(roles: Collection[str] | None) -> str:
+def domain_for(roles: Collection[str] | None) -> str:
     """Encode which roles a socket admits in its ZAP domain (stateless for the handler)."""
     if roles is None:
         return ZAP_DOMAIN
@@ -469,70 +296,3 @@ def auth_failures(ctx_or_auth: zmq.Context | RoleAuthenticator) -> int:
     with _REGISTRY_LOCK:
         auth = _AUTHENTICATORS.get(ctx_or_auth)
     return auth.failures if auth is not None else 0
-
-
-# --- sockets --------------------------------------------------------------------
-
-
-def secure_server(
-    sock: zmq.Socket, keys: Keys, *, roles: Iterable[str] | None = None
-) -> None:
-    """Make `sock` a CURVE server checked by the context's ZAP handler. Call before bind.
-
-    `roles` narrows who may connect at all (e.g. only "publisher" keys on a
-    proxy's XSUB); by default every allow-listed role may.
-    """
-    if keys.server_secret is None:
-        raise UsageError(
-            f"--keys {keys.dir}: {SERVER_NAME}{SECRET_SUFFIX} is missing; a service needs the "
-            f"server's secret certificate (only clients can run without it)"
-        )
-    wanted = None if roles is None else frozenset(roles)
-    if wanted is not None and not wanted <= set(ROLES):
-        raise ValueError(f"unknown roles {sorted(wanted - set(ROLES))}; roles are {ROLES}")
-    auth = start_auth(sock.context, keys)
-    sock.curve_secretkey = keys.server_secret
-    sock.curve_publickey = keys.server_public
-    sock.curve_server = True
-    sock.zap_domain = _domain_for(wanted).encode()
-    # Without a ZAP handler libzmq would admit any key; with this it refuses.
-    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
-    auth.watch(sock)
-
-
-def secure_client(sock: zmq.Socket, keys: Keys) -> None:
-    """Give `sock` the client's key pair and the server's public key. Call before connect."""
-    if keys.client_secret is None or keys.client_public is None:
-        name = keys.client_name or ROLE_TRADER
-        raise UsageError(
-            f"--keys {keys.dir}: {name}{SECRET_SUFFIX} is missing; a client needs its own "
-            f"secret certificate (see tradeconsole keys generate)"
-        )
-    sock.curve_secretkey = keys.client_secret
-    sock.curve_publickey = keys.client_public
-    sock.curve_serverkey = keys.server_public
-
-
-# --- authorisation ---------------------------------------------------------------
-
-
-def role_of_frame(frame: zmq.Frame) -> str | None:
-    """The role ZAP gave the sender (receive with copy=False); None without CURVE."""
-    try:
-        user = frame.get("User-Id")
-    except zmq.ZMQError:
-        return None
-    if isinstance(user, bytes):
-        user = user.decode("utf-8", "replace")
-    return user or None
-
-
-def is_allowed(role: str | None, action: str) -> bool:
-    """Traders may do anything; every other role may only read.
-
-    None means the socket does not use CURVE (no `--keys`), where there is no
-    identity to check and every action is allowed, as without security.
-    """
-    if role is None or role == ROLE_TRADER:
-        return True
-    return action in READ_ACTIONS

@@ -1,0 +1,173 @@
+"""The Textual actions behind the registry's commands (console.ui.commands).
+
+A mixin of `TradeConsole` (console.ui.app). Read-only mode is not checked
+here: `TradeConsole.check_action` refuses every state-changing command
+before its action runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Tab, Tabs
+
+from console.model import GatewayLink, TickSource
+from console.ui import format as fmt
+from console.ui.data_files import stamped_path, write_csv
+from console.ui.screens.detail import DetailScreen
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.kill import KillSwitchScreen
+from console.ui.screens.resume import ResumeScreen
+from console.ui.trading import TradingState
+from console.ui.widgets.filter_bar import FilterBar
+from console.ui.widgets.telemetry_pane import TelemetryPane
+from console.ui.widgets.tick_table import TickTable
+from console.ui.widgets.view_bar import VIEWS, ViewBar
+from services.runtime.config import user_data_dir
+
+RECORDING_SUFFIX = ".tcrec"
+
+
+class ConsoleActions:
+    """`action_*` methods: what each command does once it is allowed to run."""
+
+    # Provided by TradeConsole.
+    source: TickSource
+    gateway: GatewayLink | None
+    trading: TradingState
+    keymap: dict[str, str]
+    readonly: bool
+    table: TickTable
+    filter_bar: FilterBar
+    telemetry: TelemetryPane
+    view_bar: ViewBar
+    exchange_tabs: Tabs
+    screen: Any
+    _view: str
+    _recording: Path | None
+    _data_dir: Path | None
+    _clock_ns: Callable[[], int]
+    _wall_ns: Callable[[], int]
+    notify: Callable[..., None]
+    push_screen: Callable[..., Any]
+    set_view: Callable[[str], None]
+    toggle_pause: Callable[[], None]
+    _send_heartbeat: Callable[[], None]
+
+    def _need_gateway(self) -> bool:
+        if self.gateway is None:
+            self.notify("No gateway configured (--gateway or [endpoints] gateway)",
+                        severity="warning")
+            return False
+        return True
+
+    def action_focus_filter(self) -> None:
+        if self._view != "ticks" and self.view_bar.has_class("-shown"):
+            self.set_view("ticks")
+        self.filter_bar.focus_input()
+
+    def action_clear_filter(self) -> None:
+        self.filter_bar.clear()
+        self.table.focus()
+
+    def action_open_detail(self) -> None:
+        symbol = self.table.selected_symbol
+        if symbol is None:
+            self.notify("No symbol selected", severity="warning")
+            return
+        self._open_detail(symbol)
+
+    def _open_detail(self, vt_symbol: str) -> None:
+        screen = DetailScreen(vt_symbol)
+        self.push_screen(screen)
+        screen.call_after_refresh(screen.show_detail, self.source.detail(vt_symbol),
+                                  self._clock_ns())
+
+    def action_heartbeat(self) -> None:
+        if self._need_gateway():
+            self._send_heartbeat()
+
+    def action_kill_switch(self) -> None:
+        if not self._need_gateway():
+            return
+        assert self.gateway is not None
+        data = self.trading.data
+        self.push_screen(KillSwitchScreen(self.gateway, data.position_list(), data.order_list(),
+                                          self.trading.kill_scope_age(self._clock_ns())))
+
+    def action_resume(self) -> None:
+        if not self._need_gateway():
+            return
+        assert self.gateway is not None
+        self.push_screen(ResumeScreen(self.gateway, self.trading.incident_id))
+
+    def action_pause(self) -> None:
+        self.toggle_pause()
+
+    def action_cycle_sort(self) -> None:
+        self.table.cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        self.table.reverse_sort()
+
+    def action_cycle_log_level(self) -> None:
+        level = self.telemetry.cycle_level()
+        self.notify(f"Telemetry logs: {level}", timeout=2)
+
+    def action_cycle_view(self) -> None:
+        keys = [key for key, _ in VIEWS]
+        self.set_view(keys[(keys.index(self._view) + 1) % len(keys)])
+
+    def action_switch_tab(self, number: int) -> None:
+        tabs = list(self.exchange_tabs.query(Tab))
+        if 1 <= number <= len(tabs) and tabs[number - 1].id:
+            self.exchange_tabs.active = tabs[number - 1].id or ""
+
+    def action_prev_tab(self) -> None:
+        self.exchange_tabs.action_previous_tab()
+
+    def action_next_tab(self) -> None:
+        self.exchange_tabs.action_next_tab()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keymap, self.readonly))
+
+    def _data_path(self, folder: str, prefix: str, suffix: str) -> Path:
+        base = (self._data_dir or user_data_dir()) / folder
+        return stamped_path(base, prefix, suffix, self._wall_ns())
+
+    def action_toggle_recording(self) -> None:
+        start = getattr(self.source, "start_recording", None)
+        stop = getattr(self.source, "stop_recording", None)
+        if start is None or stop is None:
+            self.notify("This feed source cannot record", severity="warning")
+            return
+        if self._recording is not None:
+            stop()
+            self.notify(f"Recording stopped: {self._recording}", timeout=6)
+            self._recording = None
+            return
+        try:
+            path = self._data_path("recordings", "feed", RECORDING_SUFFIX)
+            start(path)
+        except OSError as exc:
+            self.notify(f"Cannot record: {exc}", severity="error")
+            return
+        self._recording = path
+        self.notify(f"Recording to {path}", timeout=6)
+
+    def export_csv(self, path: Path) -> int:
+        """Write the shown rows (filtered, sorted) to `path`; returns the row count."""
+        return write_csv(path, self.table.visible_rows(), self._clock_ns())
+
+    def action_export_csv(self) -> None:
+        try:
+            path = self._data_path("exports", "ticks", ".csv")
+            count = self.export_csv(path)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Exported {fmt.count(count)} rows to {path}", timeout=8)
