@@ -55,7 +55,7 @@ from typing import Any
 from console.cli.run import make_gateway_client
 from console.feed.ingest import Ingest
 from console.link.client import GatewayClient
-from console.model import FEED_OK, FEED_STALE, GW_LATE, GW_UP, FeedRow, Reply
+from console.model import FEED_DOWN, FEED_OK, FEED_STALE, GW_LATE, GW_UP, FeedRow, Reply
 from services.protocol import (
     BUY,
     CLOSE_POSITION,
@@ -86,7 +86,7 @@ FAULT_GAP_S = (1.5, 5.0)    # quiet time between two faults
 FREEZE_S = (1.0, 5.0)       # how long a SIGSTOP lasts
 FLOOD_SIZE = 150
 MAX_TRIES = 30              # deliveries tried per command (same req_id) before giving up
-STALE_AFTER_S = 3.0
+STALE_AFTER_S = 2.5
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = DEADLINE_S) -> Any:
@@ -402,12 +402,13 @@ class Soak:
         deadline = time.monotonic() + seconds
         try:
             while time.monotonic() < deadline:
-                stale = stale or self.feed().state == FEED_STALE
+                # STALE first; DOWN once the heartbeat timeout closed the connection.
+                stale = stale or self.feed().state in (FEED_STALE, FEED_DOWN)
                 time.sleep(0.05)
         finally:
             self.fabric.publisher.signal(signal.SIGCONT)
         if seconds > STALE_AFTER_S + 1.0:
-            self.checks.add(f"frozen {seconds:.1f} s shows STALE", stale)
+            self.checks.add(f"frozen {seconds:.1f} s shows STALE or DOWN", stale)
         recovered = wait_for(lambda: self.feed().state == FEED_OK)
         self.checks.add("feed OK again after SIGCONT", recovered)
 

@@ -19,6 +19,9 @@ CONN_CONNECTING = "connecting"
 CONN_CONNECTED = "connected"
 CONN_RETRYING = "retrying"
 CONN_DISCONNECTED = "disconnected"
+# A connection libzmq closed because its peer went silent past the heartbeat
+# timeout (a path that died without RST or FIN); kept until a handshake succeeds.
+CONN_HEARTBEAT_TIMEOUT = "disconnected (heartbeat timeout)"
 
 # Feed freshness.
 FEED_OK = "OK"
@@ -91,6 +94,7 @@ class FeedRow:
     health: dict[str, str] = field(default_factory=dict)   # node -> OK|DEGRADED|DOWN
     duplicates: int = 0           # seq going backwards within an epoch (duplicate or reorder)
     last_problem: str | None = None  # why the latest rejected frame was rejected
+    late: int = 0                 # ticks older than the stale threshold when they arrived
 
 
 @dataclass(slots=True)
@@ -112,6 +116,7 @@ class History:
     rate_by_feed: dict[str, list[float]] = field(default_factory=dict)
     latency_p50_us: list[float] = field(default_factory=list)
     latency_p99_us: list[float] = field(default_factory=list)
+    late_per_s: list[int] = field(default_factory=list)     # late ticks per second (all feeds)
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import zmq
 
+from bench.partition_relay import PartitionRelay
 from console.feed.ingest import Ingest
 from services.envelope import Envelope
 from services.protocol import packb
@@ -86,6 +87,17 @@ def ingests() -> Iterator[list[Ingest]]:
 
 
 @pytest.fixture
+def relays() -> Iterator[list[PartitionRelay]]:
+    """PartitionRelays a test starts (bench/partition_relay.py), closed afterwards."""
+    started: list[PartitionRelay] = []
+    try:
+        yield started
+    finally:
+        for relay in started:
+            relay.close()
+
+
+@pytest.fixture
 def zctx() -> Iterator[zmq.Context]:
     ctx = zmq.Context()
     try:
@@ -117,8 +129,10 @@ class Feed:
                 return
         raise AssertionError("ingest never subscribed")
 
-    def tick(self, vt: str, last: float) -> None:
+    def tick(self, vt: str, last: float, *, age_s: float = 0.0) -> None:
+        """Send one tick, stamped `age_s` seconds in the past (a backlog's tick)."""
         body = self.env.stamp(vt, {"vt_symbol": vt, "last_price": last, "volume": 1.0})
+        body["ts_ns"] -= int(age_s * 1e9)
         self.sock.send_multipart([vt.encode(), packb(body)])
 
     def close(self) -> None:

@@ -67,10 +67,10 @@ class FeedBook:
     ) -> None:
         if max_symbols < 1:
             raise ValueError("max_symbols must be at least 1")
-        self._feeds = [FeedState(ep, latency_ring) for ep in endpoints]
+        self._stale_ns = int(stale_after_s * NS_PER_S)
+        self._feeds = [FeedState(ep, latency_ring, self._stale_ns) for ep in endpoints]
         self._limits = limits
         self._max_symbols = max_symbols
-        self._stale_ns = int(stale_after_s * NS_PER_S)
         self._clock_ns = clock_ns
         self._wall_ns = wall_ns
         # Keyed by the raw topic bytes so the hot path never decodes a topic;
@@ -95,6 +95,7 @@ class FeedBook:
         feed = self._feeds[feed_index]
         feed.received += 1
         now = self._clock_ns()
+        seen_before = feed.last_seen_ns
         feed.last_seen_ns = now
         sym = self._symbols.get(topic)
         try:
@@ -132,6 +133,11 @@ class FeedBook:
             latency = self._wall_ns() - tick.ts_ns
             sym.latency_ns = latency
             feed.latency.append(latency)
+            if latency > feed.late_after_ns:
+                # A backlog arriving after a partition is news of the past:
+                # count it, show it, but do not let it make the feed look fresh.
+                feed.late += 1
+                feed.last_seen_ns = seen_before
         else:
             sym.latency_ns = None
         last = tick.last_price
@@ -211,6 +217,11 @@ class FeedBook:
 
     def connection(self, feed_index: int) -> str:
         return self._feeds[feed_index].connection
+
+    def silent_ns(self, feed_index: int) -> int | None:
+        """How long the feed has sent nothing current (None: never heard from)."""
+        seen = self._feeds[feed_index].last_seen_ns
+        return None if seen is None else self._clock_ns() - seen
 
     # --- what the UI reads -----------------------------------------------------------
 

@@ -23,6 +23,7 @@ from console.feed import wire as wire
 from console.feed.ingest import Ingest
 from services.protocol import Limits
 from services.runtime.child import ChildEnd, ChildEntry, run
+from services.runtime.network import NetworkOptions
 from services.runtime.scheduling import prefer_long_slice
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def build_ingest(settings: dict[str, Any]) -> Ingest:
         max_symbols=settings["max_symbols"],
         stale_after_s=settings["stale_after_s"],
         history_s=settings["history_s"],
+        network=NetworkOptions(**settings["network"]),
         latency_ring=settings["latency_ring"],
         keys_dir=settings.get("keys_dir"),
         record_path=settings.get("record_path"),

@@ -5,6 +5,12 @@ per SUB reports connected / retrying / disconnected. libzmq does not
 reconnect after some drops (a frame over MAXMSGSIZE, a refused CURVE key);
 those connections are re-opened here. After `open()` the sockets belong to
 the ingest thread alone.
+
+Every SUB has ZMTP heartbeats (services.runtime.network), so a path that dies
+silently closes within the heartbeat timeout and libzmq reconnects as soon as
+the path is back. libzmq reports that close as a plain disconnect; one that
+follows at least `heartbeat_timeout_ms` without a frame is shown as
+`disconnected (heartbeat timeout)` until a handshake succeeds again.
 """
 
 from __future__ import annotations
@@ -18,8 +24,15 @@ from pathlib import Path
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from console.model import CONN_CONNECTED, CONN_CONNECTING, CONN_DISCONNECTED, CONN_RETRYING
+from console.model import (
+    CONN_CONNECTED,
+    CONN_CONNECTING,
+    CONN_DISCONNECTED,
+    CONN_HEARTBEAT_TIMEOUT,
+    CONN_RETRYING,
+)
 from services.protocol import Limits
+from services.runtime.network import DEFAULT_NETWORK, NetworkOptions, apply_network
 from services.runtime.sockets import apply_limits, connect
 
 # Part of ingest: its log lines keep the ingest logger name.
@@ -41,8 +54,9 @@ class FeedSockets:
     """One SUB and its monitor per endpoint; connection changes go to the callbacks.
 
     `set_state(index, state)` records a model.CONN_* state, `state_of(index)`
-    reads it back, `on_dropped(index, reason)` counts a frame libzmq refused.
-    Each takes whatever lock guards the book.
+    reads it back, `on_dropped(index, reason)` counts a frame libzmq refused,
+    `silent_ns(index)` says how long the feed has sent nothing (None: never
+    heard from). Each takes whatever lock guards the book.
     """
 
     def __init__(
@@ -56,6 +70,8 @@ class FeedSockets:
         set_state: Callable[[int, str], None],
         state_of: Callable[[int], str],
         on_dropped: Callable[[int, str], None],
+        silent_ns: Callable[[int], int | None] = lambda index: None,
+        network: NetworkOptions = DEFAULT_NETWORK,
     ) -> None:
         self.endpoints = list(endpoints)
         self._rcvhwm = rcvhwm
@@ -66,12 +82,16 @@ class FeedSockets:
         self._set_state = set_state
         self._state_of = state_of
         self._on_dropped = on_dropped
+        self._silent_ns = silent_ns
+        self._network = network
         self.subs: list[zmq.Socket] = []
         self.monitors: list[zmq.Socket] = []
-        # Feeds whose handshake completed, and dropped connections libzmq may
-        # not retry (index -> (revive at, dropped after a handshake)).
+        # Feeds whose handshake completed, feeds whose last connection died
+        # of a heartbeat timeout (until a handshake succeeds), and dropped
+        # connections libzmq may not retry (index -> (revive at, why)).
         self._handshaked: set[int] = set()
-        self._dropped: dict[int, tuple[float, bool]] = {}
+        self._timed_out: set[int] = set()
+        self._dropped: dict[int, tuple[float, str]] = {}
 
     def open(self) -> None:
         """Open and connect every SUB socket (UsageError for a bad endpoint or key)."""
@@ -89,6 +109,7 @@ class FeedSockets:
                 sub.setsockopt(zmq.LINGER, 0)
                 sub.setsockopt(zmq.RCVHWM, self._rcvhwm)
                 apply_limits(sub, self._limits)
+                apply_network(sub, self._network)
                 sub.setsockopt(zmq.SUBSCRIBE, b"")
                 if keys is not None:
                     security.secure_client(sub, keys)
@@ -112,20 +133,27 @@ class FeedSockets:
             if code in (zmq.EVENT_CONNECTED, zmq.EVENT_CONNECT_RETRIED,
                         zmq.EVENT_CONNECT_DELAYED):
                 self._dropped.pop(index, None)  # libzmq is (re)connecting by itself
+            timed_out = index in self._timed_out
             if code == zmq.EVENT_CONNECTED:
-                state = CONN_CONNECTED
+                # After a heartbeat timeout, TCP alone proves nothing (a relay
+                # or a half-dead path accepts and then moves no bytes).
+                state = None if timed_out else CONN_CONNECTED
             elif code == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._handshaked.add(index)
+                if timed_out:
+                    self._timed_out.discard(index)
+                    state = CONN_CONNECTED
+                    log.info("feed %s: reconnected after a heartbeat timeout", endpoint)
             elif code == zmq.EVENT_CONNECT_RETRIED:
-                state = CONN_RETRYING
+                state = None if timed_out else CONN_RETRYING
             elif code == zmq.EVENT_CONNECT_DELAYED:
-                state = CONN_RETRYING if self._state_of(index) != CONN_CONNECTING else None
+                keep = timed_out or self._state_of(index) == CONN_CONNECTING
+                state = None if keep else CONN_RETRYING
             elif code == zmq.EVENT_DISCONNECTED:
-                state = CONN_DISCONNECTED
-                self._dropped[index] = (time.monotonic() + REVIVE_AFTER_S,
-                                        index in self._handshaked)
+                state, why = self._disconnect_cause(index)
+                self._dropped[index] = (time.monotonic() + REVIVE_AFTER_S, why)
                 self._handshaked.discard(index)
-                log.info("feed %s: disconnected", endpoint)
+                log.info("feed %s: %s", endpoint, state)
             elif code in _HANDSHAKE_FAILURES:
                 log.warning("feed %s: %s", endpoint, _HANDSHAKE_FAILURES[code])
             elif code == zmq.EVENT_MONITOR_STOPPED:
@@ -133,6 +161,20 @@ class FeedSockets:
                 return
             if state is not None:
                 self._set_state(index, state)
+
+    def _disconnect_cause(self, index: int) -> tuple[str, str]:
+        """(state to show, why for revive_dropped) of a connection libzmq closed."""
+        if index in self._timed_out:
+            return CONN_HEARTBEAT_TIMEOUT, "timeout"
+        if index not in self._handshaked:
+            return CONN_DISCONNECTED, "refused"
+        timeout_ms = self._network.heartbeat_timeout_ms
+        silent = self._silent_ns(index)
+        if self._network.heartbeat_interval_ms and silent is not None \
+                and silent >= timeout_ms * 1_000_000:
+            self._timed_out.add(index)
+            return CONN_HEARTBEAT_TIMEOUT, "timeout"
+        return CONN_DISCONNECTED, "oversized"
 
     def revive_dropped(self) -> None:
         """Re-open connections libzmq dropped and is not retrying (see REVIVE_AFTER_S).
@@ -144,7 +186,7 @@ class FeedSockets:
         if not self._dropped:
             return
         now = time.monotonic()
-        for index, (due, handshaked) in list(self._dropped.items()):
+        for index, (due, why) in list(self._dropped.items()):
             if now < due:
                 continue
             del self._dropped[index]
@@ -153,9 +195,12 @@ class FeedSockets:
             with contextlib.suppress(zmq.ZMQError):
                 sub.disconnect(endpoint)
             sub.connect(endpoint)
-            if handshaked:
+            if why == "oversized":
                 self._on_dropped(index, OVERSIZED_DROP)
                 log.warning("feed %s: %s; reconnecting", endpoint, OVERSIZED_DROP)
+            elif why == "timeout":
+                log.warning("feed %s: heartbeat timeout and not retried by libzmq; "
+                            "reconnecting", endpoint)
             else:
                 log.warning("feed %s: handshake refused and not retried by libzmq; "
                             "reconnecting", endpoint)

@@ -16,6 +16,7 @@ from typing import Any
 from console.model import (
     CONN_CONNECTING,
     CONN_DISCONNECTED,
+    CONN_HEARTBEAT_TIMEOUT,
     CONN_RETRYING,
     FEED_DOWN,
     FEED_OK,
@@ -32,6 +33,10 @@ NS_PER_S = 1_000_000_000
 LATENCY_RING = 4096
 # Distinct publishers remembered per feed (hostile peers).
 MAX_PUBS_PER_FEED = 1024
+# Seconds of per-second minimum latencies behind the "late" baseline.
+LATE_BASELINE_S = 60
+# Before the first per-second sample nothing is judged late.
+NEVER_LATE = 1 << 62
 
 
 class PubState:
@@ -49,13 +54,16 @@ class FeedState:
 
     __slots__ = (
         "connection", "duplicates", "endpoint", "gaps", "health", "last_problem",
-        "last_reject_log_ns", "last_seen_ns", "latency", "latency_p50_us", "latency_p99_us",
-        "msgs_per_s", "publishers", "pubs", "received", "received_at_drain",
-        "received_at_sample", "rejected", "rejected_unlogged", "restarts",
+        "last_reject_log_ns", "last_seen_ns", "late", "late_after_ns", "late_at_sample",
+        "latency", "latency_floors", "latency_p50_us", "latency_p99_us", "msgs_per_s",
+        "publishers", "pubs", "received", "received_at_drain", "received_at_sample", "rejected",
+        "rejected_unlogged", "restarts", "stale_ns",
     )
 
-    def __init__(self, endpoint: str, latency_ring: int = LATENCY_RING) -> None:
+    def __init__(self, endpoint: str, latency_ring: int = LATENCY_RING,
+                 stale_ns: int = 3 * NS_PER_S) -> None:
         self.endpoint = endpoint
+        self.stale_ns = stale_ns
         self.connection = CONN_CONNECTING
         self.received = 0
         self.rejected = 0
@@ -65,6 +73,15 @@ class FeedState:
         self.gaps = 0
         self.restarts = 0
         self.duplicates = 0
+        # Ticks that were already older than the stale threshold when they
+        # arrived (a backlog after a partition): counted, but they do not make
+        # the feed look fresh. "Older" is measured above the feed's lowest
+        # latency of the last minute, so a publisher whose clock is off by a
+        # few seconds is not late on every tick.
+        self.late = 0
+        self.late_at_sample = 0
+        self.late_after_ns = NEVER_LATE
+        self.latency_floors: deque[int] = deque(maxlen=LATE_BASELINE_S)
         self.last_seen_ns: int | None = None
         self.latency: deque[int] = deque(maxlen=latency_ring)
         self.latency_p50_us: float | None = None
@@ -127,6 +144,12 @@ class FeedState:
 
     # --- the per-second sample --------------------------------------------------------
 
+    def take_late(self) -> int:
+        """Late ticks since the previous call (the per-second sample)."""
+        new = self.late - self.late_at_sample
+        self.late_at_sample = self.late
+        return new
+
     def sample(self, seconds: float, now: int) -> list[int]:
         """Rate and latency percentiles over the last `seconds`; the sorted latencies.
 
@@ -138,6 +161,8 @@ class FeedState:
         if self.latency:
             ordered = sorted(self.latency)
             self.latency.clear()
+            self.latency_floors.append(ordered[0])
+            self.late_after_ns = min(self.latency_floors) + self.stale_ns
             self.latency_p50_us = percentile(ordered, 0.50) / 1000.0
             self.latency_p99_us = percentile(ordered, 0.99) / 1000.0
         if self.rejected_unlogged and now - (self.last_reject_log_ns or 0) >= NS_PER_S:
@@ -151,7 +176,7 @@ class FeedState:
             return FEED_DOWN
         if now - self.last_seen_ns <= stale_ns:
             return FEED_OK
-        if self.connection in (CONN_DISCONNECTED, CONN_RETRYING):
+        if self.connection in (CONN_DISCONNECTED, CONN_HEARTBEAT_TIMEOUT, CONN_RETRYING):
             return FEED_DOWN
         return FEED_STALE
 
@@ -177,6 +202,7 @@ class FeedState:
             health=dict(self.health),
             duplicates=self.duplicates,
             last_problem=self.last_problem,
+            late=self.late,
         )
 
 

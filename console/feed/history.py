@@ -1,4 +1,4 @@
-"""The per-second sample behind the charts: message rates and latency percentiles.
+"""The per-second sample behind the charts: message rates, latency percentiles, late ticks.
 
 Deterministic under an injected clock: a sample is taken when a second has
 passed since the previous one, and when several seconds passed without one,
@@ -29,6 +29,7 @@ class RateHistory:
         ]
         self._lat_p50: deque[float] = deque(maxlen=self._history_s)
         self._lat_p99: deque[float] = deque(maxlen=self._history_s)
+        self._late: deque[int] = deque(maxlen=self._history_s)
         self._last_p50 = 0.0
         self._last_p99 = 0.0
 
@@ -42,8 +43,10 @@ class RateHistory:
         slots = min(int(seconds), self._history_s)
         total = 0.0
         merged: list[int] = []
+        late = 0
         for feed, rates in zip(feeds, self._rate_by_feed, strict=True):
             merged.extend(feed.sample(seconds, now))
+            late += feed.take_late()
             total += feed.msgs_per_s
             rates.extend([feed.msgs_per_s] * slots)
         if merged:
@@ -53,6 +56,8 @@ class RateHistory:
         self._rate_total.extend([total] * slots)
         self._lat_p50.extend([self._last_p50] * slots)
         self._lat_p99.extend([self._last_p99] * slots)
+        # Late ticks are not spread over missed seconds: they arrived in this one.
+        self._late.extend([0] * (slots - 1) + [late])
         self._sampled = True
         return True
 
@@ -72,4 +77,5 @@ class RateHistory:
             },
             latency_p50_us=list(self._lat_p50),
             latency_p99_us=list(self._lat_p99),
+            late_per_s=list(self._late),
         )

@@ -27,6 +27,7 @@ from console.feed.ingest_settings import IngestSettings
 from console.feed.recording_tap import RecordingTap
 from console.model import FrameUpdate, SymbolDetail, SymbolRow
 from services.protocol import Limits
+from services.runtime.network import NetworkOptions
 from services.runtime.scheduling import Yielder
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class Ingest:
         max_symbols: int | None = None,
         stale_after_s: float | None = None,
         history_s: int | None = None,
+        network: NetworkOptions | None = None,
         latency_ring: int = LATENCY_RING,
         keys_dir: str | Path | None = None,
         record_path: str | Path | None = None,
@@ -81,7 +83,7 @@ class Ingest:
         self.endpoints = list(endpoints)
         tuned = IngestSettings.of(config, rcvhwm=rcvhwm, limits=limits,
                                   max_symbols=max_symbols, stale_after_s=stale_after_s,
-                                  history_s=history_s)
+                                  history_s=history_s, network=network)
         self._on_screen: frozenset[str] | None = None
         self._book = FeedBook(
             self.endpoints,
@@ -106,6 +108,8 @@ class Ingest:
             set_state=self._set_connection,
             state_of=self._connection,
             on_dropped=self._on_dropped,
+            silent_ns=self._silent_ns,
+            network=tuned.network,
         )
         self._recording = RecordingTap(self._lock)
         self.errors = 0  # unexpected exceptions caught in the thread (logged)
@@ -217,6 +221,10 @@ class Ingest:
     def _connection(self, index: int) -> str:
         with self._lock:
             return self._book.connection(index)
+
+    def _silent_ns(self, index: int) -> int | None:
+        with self._lock:
+            return self._book.silent_ns(index)
 
     def _on_dropped(self, index: int, reason: str) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ from console.model import (
 from services.protocol import Limits
 from services.runtime.child_pipe import ChildError
 from services.runtime.errors import UsageError
+from services.runtime.network import NetworkOptions
 from services.runtime.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class IngestProcess:
         max_symbols: int | None = None,
         stale_after_s: float | None = None,
         history_s: int | None = None,
+        network: NetworkOptions | None = None,
         latency_ring: int = LATENCY_RING,
         keys_dir: str | Path | None = None,
         record_path: str | Path | None = None,
@@ -95,7 +97,7 @@ class IngestProcess:
         self.endpoints = list(endpoints)
         tuned = IngestSettings.of(config, rcvhwm=rcvhwm, limits=limits,
                                   max_symbols=max_symbols, stale_after_s=stale_after_s,
-                                  history_s=history_s)
+                                  history_s=history_s, network=network)
         logs = config.settings.logging if config is not None else None
         settings: dict[str, Any] = {
             "endpoints": self.endpoints,
@@ -104,6 +106,7 @@ class IngestProcess:
             "max_symbols": tuned.max_symbols,
             "stale_after_s": tuned.stale_after_s,
             "history_s": tuned.history_s,
+            "network": dataclasses.asdict(tuned.network),
             "latency_ring": int(latency_ring),
             "nice": tuned.nice,
             "keys_dir": str(keys_dir) if keys_dir is not None else None,

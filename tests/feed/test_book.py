@@ -299,6 +299,51 @@ def test_freshness_ok_stale_down() -> None:
     assert book.drain().feeds[0].state == FEED_DOWN
 
 
+def send_aged(book: FeedBook, env: Envelope, wall: Clock, vt: str, age_s: float) -> None:
+    """A tick stamped `age_s` before the console's wall clock."""
+    body = tick(vt, 1.0)
+    env.stamp(vt, body)
+    body["ts_ns"] = wall.now - int(age_s * NS)
+    book.on_frame(0, vt.encode(), packb(body))
+
+
+def test_a_backlog_older_than_the_stale_threshold_is_late_not_fresh() -> None:
+    book, clock, wall = make_book(stale_after_s=3.0)
+    env = Envelope("pub-1", epoch=1)
+    book.set_connection(0, CONN_CONNECTED)
+    send_aged(book, env, wall, "A.X", 0.002)
+    clock.advance(1.0)
+    wall.advance(1.0)
+    assert book.drain().feeds[0].state == FEED_OK  # first sample: the latency baseline
+    clock.advance(9.0)  # a partition: nothing for 9 s
+    wall.advance(9.0)
+    assert book.drain().feeds[0].state == FEED_STALE
+    for age in (9.0, 8.0, 7.0):  # the backlog of the partition arrives in a burst
+        send_aged(book, env, wall, "A.X", age)
+    feed = book.drain().feeds[0]
+    assert feed.late == 3 and feed.received == 4
+    assert feed.state == FEED_STALE  # old news does not make the feed look healthy
+    assert book.all_rows()["A.X"].ticks == 4  # but every tick is still applied
+    send_aged(book, env, wall, "A.X", 0.002)  # current data again
+    feed = book.drain().feeds[0]
+    assert feed.state == FEED_OK and feed.late == 3
+    clock.advance(1.0)
+    wall.advance(1.0)
+    history = book.drain().history
+    assert history is not None and history.late_per_s[-1] == 3  # the burst, marked
+
+
+def test_a_publisher_clock_seconds_off_is_not_late() -> None:
+    book, clock, wall = make_book(stale_after_s=3.0)
+    env = Envelope("pub-1", epoch=1)
+    for second in range(3):  # the publisher's clock is 5 s behind the console's
+        send_aged(book, env, wall, "A.X", 5.0 + second * 0.001)
+        clock.advance(1.0)
+        wall.advance(1.0)
+        feed = book.drain().feeds[0]
+    assert feed.late == 0 and feed.state == FEED_OK
+
+
 def test_eviction_of_least_recently_updated_at_max_symbols() -> None:
     book, clock, _ = make_book(max_symbols=3)
     for vt in ("A.X", "B.X", "C.X"):

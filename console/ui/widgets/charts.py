@@ -1,7 +1,9 @@
 """Sparklines over the last two minutes: message rates, latency, heartbeat RTT.
 
 Fed once per second (when `FrameUpdate.history` is set) and on each new
-heartbeat, never per tick.
+heartbeat, never per tick. When ticks arrived late (a backlog after a
+partition), a "late" row appears under the latency rows and marks the burst
+in the same seconds; it goes again once the burst has left the window.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ class ChartsPanel(Vertical):
             row.set_data(rates)
         self.query_one("#spark-p50", SparkRow).set_data(history.latency_p50_us)
         self.query_one("#spark-p99", SparkRow).set_data(history.latency_p99_us)
+        self._show_late(history.late_per_s)
+
+    def _show_late(self, late_per_s: Sequence[int]) -> None:
+        rows = self.query("#spark-late")
+        if not any(late_per_s):
+            if rows:
+                rows.remove()
+            return
+        if rows:
+            row = rows.first(SparkRow)
+        else:
+            row = SparkRow("late/s", fmt.rate, id="spark-late")
+            self.mount(row, after=self.query_one("#spark-p99"))
+        row.set_data([float(n) for n in late_per_s])
 
     def show_rtt(self, rtt_history_ms: Sequence[float]) -> None:
         self.query_one("#spark-rtt", SparkRow).set_data(rtt_history_ms)

@@ -15,6 +15,7 @@ from rich.text import Text
 from console.model import (
     CONN_CONNECTED,
     CONN_DISCONNECTED,
+    CONN_HEARTBEAT_TIMEOUT,
     CONN_RETRYING,
     FEED_DOWN,
     FEED_OK,
@@ -34,7 +35,7 @@ def feed_signature(feeds: Sequence[FeedRow]) -> tuple[Any, ...]:
     """What the panel shows, as a hashable value (changes => repaint)."""
     return tuple(
         (f.endpoint, f.connection, f.state, f.received, f.rejected, f.gaps, f.restarts,
-         round(f.msgs_per_s, 1), f.backlog, f.duplicates, f.last_problem,
+         round(f.msgs_per_s, 1), f.backlog, f.duplicates, f.late, f.last_problem,
          tuple(sorted((n, _metric(p, "queue_depth"), _metric(p, "queue_capacity"),
                        _metric(p, "dropped_total")) for n, p in f.publishers.items())),
          tuple(sorted(f.health.items())))
@@ -65,7 +66,7 @@ class FeedsPanel(TextPanel):
             return "feeds--ok"
         if value in (FEED_STALE, CONN_RETRYING, "DEGRADED") or value.startswith("connecting"):
             return "feeds--warn"
-        if value in (FEED_DOWN, CONN_DISCONNECTED, "DOWN"):
+        if value in (FEED_DOWN, CONN_DISCONNECTED, CONN_HEARTBEAT_TIMEOUT, "DOWN"):
             return "feeds--bad"
         return "feeds--warn"
 
@@ -99,6 +100,11 @@ class FeedsPanel(TextPanel):
             if feed.duplicates:
                 text.append("  dup ", label)
                 text.append(fmt.count(feed.duplicates), self.style_of("feeds--warn"))
+            if feed.late:
+                # Ticks already older than stale_after_s when they arrived: a
+                # backlog, shown but never taken as proof the feed is alive.
+                text.append("  late ", label)
+                text.append(fmt.count(feed.late), self.style_of("feeds--warn"))
             for node, metrics in sorted(feed.publishers.items()):
                 depth = _metric(metrics, "queue_depth")
                 capacity = _metric(metrics, "queue_capacity")
