@@ -1,4 +1,4 @@
-"""Imports follow the architecture: cli → ui → feed / link → model → services.
+"""Imports follow the architecture: cli → ui → watch → feed / link → model → services.
 
 Every import in the shipped packages is read from the source (lazy imports
 inside functions included) and checked against the one-way layer order of
@@ -27,10 +27,13 @@ ALLOWED: dict[str, frozenset[str]] = {
                                "services.protocol"}),
     "console.link": frozenset({"console.model", "services", "services.runtime",
                                "services.protocol"}),
-    "console.ui": frozenset({"console.feed", "console.link", "console.model", "themes",
-                             "services", "services.runtime", "services.protocol"}),
-    "console.cli": frozenset({"console.ui", "console.feed", "console.link", "console.model",
-                              "themes", "services", "services.runtime", "services.protocol"}),
+    "console.watch": frozenset({"console.feed", "console.link", "console.model", "services",
+                                "services.runtime", "services.protocol"}),
+    "console.ui": frozenset({"console.watch", "console.feed", "console.link", "console.model",
+                             "themes", "services", "services.runtime", "services.protocol"}),
+    "console.cli": frozenset({"console.ui", "console.watch", "console.feed", "console.link",
+                              "console.model", "themes", "services", "services.runtime",
+                              "services.protocol"}),
     "console": frozenset({"console.cli"}),  # console/__main__.py runs the command line
 }
 

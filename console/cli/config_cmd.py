@@ -32,6 +32,7 @@ from services.runtime.errors import UsageError
 
 _SECTION_LINE = re.compile(r"^\s*\[([A-Za-z0-9_-]+)\]\s*(#.*)?$")
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+_TABLE_ARRAY_LINE = re.compile(r"^\s*\[\[([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\]\]\s*(#.*)?$")
 
 USER_FILE_HEADER = """\
 # tradeconsole user settings (written by `tradeconsole config init`).
@@ -61,10 +62,17 @@ PROFILES_EXAMPLE = """\
 
 
 def render_value(value: Any) -> str:
-    """One TOML value on one line, rendered by tomli-w (lists kept inline)."""
+    """One TOML value on one line, rendered by tomli-w (lists and tables kept inline)."""
     if isinstance(value, list):
         return "[" + ", ".join(render_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {render_value(v)}" for k, v in value.items()) \
+            + " }"
     return tomli_w.dumps({"v": value}).partition("=")[2].strip()
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else render_value(key)
 
 
 def commented_defaults(defaults_text: str, values: dict[str, dict[str, Any]]) -> str:
@@ -87,6 +95,10 @@ def commented_defaults(defaults_text: str, values: dict[str, dict[str, Any]]) ->
         for header, key in _scan(lines[start:])
         if header is not None and key is not None
     }
+    shown |= {(m.group(1), m.group(2)) for line in lines[start:]
+              if (m := _TABLE_ARRAY_LINE.match(line))}
+    table: dict[str, Any] | None = None       # the [[s.k]] table the lines belong to
+    tables_used: dict[tuple[str, str], int] = {}
 
     def close_section() -> None:
         if section is None:
@@ -99,17 +111,40 @@ def commented_defaults(defaults_text: str, values: dict[str, dict[str, Any]]) ->
 
     for line in lines[start:]:
         header = _SECTION_LINE.match(line)
+        array = _TABLE_ARRAY_LINE.match(line)
         key = _KEY_LINE.match(line)
-        if header:
-            close_section()
+        if array:
+            if table is None:
+                close_section()
+            name = (array.group(1), array.group(2))
+            index = tables_used.get(name, 0)
+            tables_used[name] = index + 1
+            tables = values.get(name[0], {}).get(name[1], [])
+            table = tables[index] if index < len(tables) else {}
+            if table:
+                out.append(f"[[{name[0]}.{name[1]}]]")
+        elif header:
+            if table is None:
+                close_section()
+            table = None
             section = header.group(1)
             headers_seen.add(section)
             out.append(f"[{section}]")
+        elif table is not None:
+            if key and key.group(1) in table:
+                out.append(f"{key.group(1)} = {render_value(table[key.group(1)])}")
+            elif not line.strip() or line.lstrip().startswith("#"):
+                out.append(line)
         elif key and section is not None and key.group(1) in values.get(section, {}):
             out.append(f"{key.group(1)} = {render_value(values[section][key.group(1)])}")
         elif not line.strip() or line.lstrip().startswith("#"):
             out.append(line)
-    close_section()
+    if table is None:
+        close_section()
+    for (section_name, key_name), used in tables_used.items():
+        for extra in values.get(section_name, {}).get(key_name, [])[used:]:
+            out.append(f"\n[[{section_name}.{key_name}]]")
+            out.extend(f"{k} = {render_value(v)}" for k, v in extra.items())
     text = "\n".join(out).rstrip("\n") + "\n"
     absent = {s: body for s, body in values.items() if s not in headers_seen}
     if absent:

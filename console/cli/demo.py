@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from console.cli.run import add_quiet_argument
 from services.runtime.config import load_for_args, user_data_dir, user_log_dir
 from services.runtime.errors import UsageError
 from services.runtime.launcher import ServiceProcess, ServiceStartError, spawn
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="disable every state-changing command")
     parser.add_argument("--state-dir", metavar="DIR",
                         help="gateway state dir (default: a fresh one under the user data dir)")
+    add_quiet_argument(parser)
     parser.add_argument("--no-console", action="store_true",
                         help="only start the services and print their endpoints (Ctrl+C stops)")
 
@@ -111,4 +113,5 @@ def run(args: argparse.Namespace) -> int:
             feeds=[endpoints["publisher"], endpoints["gateway_pub"]],
             gateway=endpoints["gateway"],
             title="tradeconsole demo",
+            quiet=args.quiet,
         )

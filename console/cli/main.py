@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("services.keys", "generate CURVE certificates and the allow-list"),
     "config": ("console.cli.config_cmd", "init, show or locate the user config"),
     "web": ("console.cli.web", "serve the console in a browser (textual-serve)"),
+    "exporter": ("console.cli.exporter", "serve feed, gateway and alert metrics to Prometheus"),
 }
 CONSOLE_MODULE = "console.cli.run"
 # The fabric's services: latency-critical, whoever started them (services.runtime.scheduling).

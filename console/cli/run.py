@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="disable every state-changing command (kill, resume, orders)")
     parser.add_argument("--keys", metavar="DIR",
                         help="CURVE key directory (encrypted, authenticated sockets)")
+    add_quiet_argument(parser)
+
+
+def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="never ring the terminal bell for critical alerts (toasts and the "
+                             "badge stay)")
 
 
 def available_themes() -> list[str]:
@@ -70,6 +77,9 @@ def validate_console_config(config: Config) -> None:
         if value <= 0:
             raise UsageError(f"console.{key} must be > 0, got {value}")
     resolve_keymap(config.settings.keys)
+    from console.watch.rules import check_alert_settings
+
+    check_alert_settings(config.settings.alerts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "console.readonly": args.readonly,
     })
     return run_console(config, feeds=args.feed, gateway=args.gateway, keys_dir=args.keys,
-                       config_file=args.config)
+                       config_file=args.config, quiet=args.quiet)
 
 
 def _settings_note(config_file: str | None) -> str | None:
@@ -96,6 +106,7 @@ def run_console(
     keys_dir: str | None = None,
     title: str | None = None,
     config_file: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """Build the data layer and the app from a loaded config and run it to the end."""
     validate_console_config(config)
@@ -117,7 +128,7 @@ def run_console(
     app = TradeConsole(
         config, source=source, gateway=link, settings_path=user_config_path(),
         settings_note=_settings_note(config_file), data_dir=user_data_dir(),
-        manage_lifecycle=False, title=title,
+        manage_lifecycle=False, title=title, quiet=quiet,
     )
     # Bad endpoints and keys fail here, with one line, before the terminal is taken over.
     source.start()

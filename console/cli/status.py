@@ -5,6 +5,11 @@ for a HEARTBEAT (liveness, RTT) and GET_STATUS (trading state, incident), then
 judges: a feed not OK, a node not reporting OK or a LATE or refusing gateway
 is DEGRADED (1), no reply at all is GATEWAY_DOWN (3). HALTED is a trading
 state, not a health problem.
+
+The alert rules of `[alerts]` are evaluated over the listening window, as the
+console would: a condition that held for its rule's `for` is reported firing,
+one that holds but not yet for that long pending. Alerts never change the
+exit code, and `status` runs no alert hooks.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +37,9 @@ from console.cli.scripting import (
     str_or_none,
 )
 from console.model import FEED_OK, GW_DOWN, GW_LATE, GW_UP, FeedRow
+from console.watch.observation import GatewayObservation, Observation
+from console.watch.rules import check_alert_settings
+from console.watch.watcher import AlertWatch
 from services import protocol as p
 from services.runtime.config import Config
 from services.runtime.errors import UsageError
@@ -145,11 +153,17 @@ class FeedCheck:
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
 
-    def listen(self, seconds: float) -> float:
-        """Collect until every feed was heard and a rate is meaningful, or `seconds` pass."""
+    def listen(self, seconds: float,
+               each: Callable[[list[FeedRow], float], None] | None = None) -> float:
+        """Collect until every feed was heard and a rate is meaningful, or `seconds` pass.
+
+        `each(rows, monotonic seconds)` sees every drain (the alert rules do).
+        """
         wake = threading.Event()
         while True:
             self.rows = self.ingest.drain().feeds
+            if each is not None:
+                each(self.rows, time.monotonic())
             elapsed = self.elapsed_s
             heard_all = all(row.received > 0 for row in self.rows)
             if elapsed >= seconds or (heard_all and elapsed >= MIN_RATE_WINDOW_S):
@@ -166,6 +180,14 @@ def feed_json(row: FeedRow, window_s: float, now_ns: int) -> dict[str, Any]:
         "received": row.received, "rejected": row.rejected, "gaps": row.gaps,
         "restarts": row.restarts, "last_seen_ago_s": ago, "nodes": dict(row.health),
     }
+
+
+def gateway_observation(report: GatewayReport) -> GatewayObservation:
+    """The gateway as the alert rules see it (named after its endpoint)."""
+    return GatewayObservation(name=report.endpoint, endpoint=report.endpoint,
+                              state=report.state, rtt_ms=report.rtt_ms,
+                              trading_state=report.trading_state,
+                              incident_id=report.incident_id)
 
 
 # --- judgement and output -------------------------------------------------------------------
@@ -192,17 +214,25 @@ def assess(feeds: list[dict[str, Any]], gateway: GatewayReport | None) -> tuple[
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
+    check_alert_settings(config.settings.alerts)
     if not (math.isfinite(args.seconds) and args.seconds > 0):
         raise UsageError(f"--seconds must be a number > 0, got {args.seconds:g}")
     target = gateway_target(args, config, optional=True)
     endpoints = list(args.feed or config.settings.endpoints.feeds)
     if not endpoints:
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
+    watch = AlertWatch(config.settings.alerts, send_hooks=False)
     with FeedCheck(endpoints, config, args.keys) as check:
         gateway = probe_gateway(target) if target.endpoint else None
-        window = check.listen(args.seconds)
+        observed_gateways = [] if gateway is None else [gateway_observation(gateway)]
+
+        def evaluate(rows: list[FeedRow], now_s: float) -> None:
+            watch.observe(Observation(now_s=now_s, feeds=rows, gateways=observed_gateways))
+
+        window = check.listen(args.seconds, evaluate if watch.enabled else None)
         now_ns = time.monotonic_ns()
         feeds = [feed_json(row, window, now_ns) for row in check.rows]
+    alerts = [a.as_json(now_ns / 1e9) for a in (*watch.firing(), *watch.pending())]
     code, problems = assess(feeds, gateway)
     health = {EXIT_OK: HEALTH_OK, EXIT_DEGRADED: HEALTH_DEGRADED}.get(code, HEALTH_GATEWAY_DOWN)
     if args.json:
@@ -210,9 +240,10 @@ def run(args: argparse.Namespace) -> int:
             "v": JSON_VERSION, "health": health, "exit_code": code, "problems": problems,
             "listened_s": round(window, 3), "feeds": feeds,
             "gateway": gateway.as_json() if gateway is not None else None,
+            "alerts": alerts,
         })
     else:
-        sys.stdout.write(render_status(feeds, gateway, health, problems))
+        sys.stdout.write(render_status(feeds, gateway, health, problems, alerts))
     return code
 
 
@@ -223,7 +254,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def render_status(feeds: list[dict[str, Any]], gateway: GatewayReport | None, health: str,
-                  problems: list[str]) -> str:
+                  problems: list[str], alerts: Sequence[dict[str, Any]] = ()) -> str:
     feed_rows = [
         (f["endpoint"], f["state"], f"{f['msgs_per_s']:.1f}",
          "never" if f["last_seen_ago_s"] is None else f"{f['last_seen_ago_s']:.1f}s ago",
@@ -242,6 +273,10 @@ def render_status(feeds: list[dict[str, Any]], gateway: GatewayReport | None, he
             trading += f" (incident {gateway.incident_id})"
         lines += _table(("GATEWAY", "STATE", "RTT", "NODE", "TRADING"),
                         [(gateway.endpoint, gateway.state, rtt, gateway.node or "-", trading)])
+    if alerts:
+        lines.append("")
+        lines += _table(("ALERT", "SEVERITY", "STATE", "MESSAGE"),
+                        [(a["rule"], a["severity"], a["state"], a["message"]) for a in alerts])
     lines.append("")
     lines.append(f"health: {health}")
     lines += [f"  - {problem}" for problem in problems]

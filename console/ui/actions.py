@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.widgets import Tab, Tabs
 
+from console.link.trading import TradingState
 from console.model import GatewayLink, TickSource
 from console.ui import format as fmt
 from console.ui.data_files import stamped_path, write_csv
@@ -20,7 +21,7 @@ from console.ui.screens.detail import DetailScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.kill import KillSwitchScreen
 from console.ui.screens.resume import ResumeScreen
-from console.ui.trading import TradingState
+from console.ui.trading import kill_scope_age
 from console.ui.widgets.filter_bar import FilterBar
 from console.ui.widgets.telemetry_pane import TelemetryPane
 from console.ui.widgets.tick_table import TickTable
@@ -95,7 +96,7 @@ class ConsoleActions:
         assert self.gateway is not None
         data = self.trading.data
         self.push_screen(KillSwitchScreen(self.gateway, data.position_list(), data.order_list(),
-                                          self.trading.kill_scope_age(self._clock_ns())))
+                                          kill_scope_age(self.trading, self._clock_ns())))
 
     def action_resume(self) -> None:
         if not self._need_gateway():

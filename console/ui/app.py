@@ -28,8 +28,10 @@ from textual.containers import Horizontal, Vertical
 from textual.dom import DOMNode
 from textual.widgets import Footer, Tab, Tabs
 
+from console.link.trading import TradingState
 from console.model import GatewayLink, Reply, TickSource
 from console.ui.actions import ConsoleActions
+from console.ui.alerting import ConsoleAlerting
 from console.ui.commands import (
     COMMANDS_BY_NAME,
     STATE_CHANGING,
@@ -41,7 +43,6 @@ from console.ui.commands import (
 from console.ui.frame_loop import FrameLoop
 from console.ui.gateway_view import GatewayView
 from console.ui.runner import freeze_heap, share_the_gil
-from console.ui.trading import TradingState
 from console.ui.widgets import paint_yield
 from console.ui.widgets.charts import ChartsPanel
 from console.ui.widgets.feeds_panel import FeedsPanel
@@ -64,7 +65,7 @@ NOTICES_KEPT = 50
 _RUNNING_ACTION: ContextVar[str | None] = ContextVar("running_action", default=None)
 
 
-class TradeConsole(FrameLoop, GatewayView, ConsoleActions, App[int]):
+class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[int]):
     """The console application; see the module docstring."""
 
     CSS_PATH: ClassVar[Any] = [Path(__file__).with_name("app.tcss"), *THEME_CSS_PATHS]
@@ -88,6 +89,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, App[int]):
         freeze_gc: bool = True,
         title: str | None = None,
         driver_class: Any = None,
+        quiet: bool = False,
     ) -> None:
         console = config.settings.console
         self.keymap = resolve_keymap(config.settings.keys)
@@ -120,6 +122,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, App[int]):
         self.trading = TradingState()
         self.last_heartbeat: Reply | None = None
         self.notices: deque[str] = deque(maxlen=NOTICES_KEPT)
+        self._init_alerting(quiet, lambda: self._wall_ns() / 1e9)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -188,6 +191,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, App[int]):
             self.set_timer(1.0, freeze_heap)
 
     def on_unmount(self) -> None:
+        self.alert_watch.close()  # hooks still running get a moment to finish
         if self._manage_lifecycle:
             if self.gateway is not None:
                 self.gateway.stop()

@@ -60,6 +60,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("resume", "R", "Resume trading",
             "Release the kill switch (needs the incident id and a typed RESUME)", "resume",
             state_changing=True),
+    Command("alerts", "a", "Alerts",
+            "Show firing and recently resolved alerts, with since and duration", "alerts",
+            footer="Alerts"),
+    Command("ack_alert", "x", "Acknowledge alert",
+            "In the Alerts view: acknowledge the selected alert (silences its bell and "
+            "toasts, keeps it listed)", "ack_alert"),
     Command("pause", "p", "Pause display",
             "Freeze the tick table; ingest goes on and pending updates are counted", "pause",
             footer="Pause"),

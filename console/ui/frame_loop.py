@@ -12,9 +12,9 @@ from typing import Any
 
 from textual.widgets import Tab, Tabs
 
+from console.link.trading import EVENT_POLLS, TradingState
 from console.model import FrameUpdate, GatewayLink, GatewayStatus, TickSource
 from console.ui.screens.detail import DetailScreen
-from console.ui.trading import EVENT_POLLS, TradingState
 from console.ui.widgets import paint_yield
 from console.ui.widgets.charts import ChartsPanel
 from console.ui.widgets.feeds_panel import FeedsPanel
@@ -53,6 +53,8 @@ class FrameLoop:
     _recording: Any
     _clock_ns: Callable[[], int]
     _request_poll: Callable[[str], None]            # console.ui.gateway_view
+    _evaluate_alerts: Callable[[list[Any], GatewayStatus | None], bool]  # console.ui.alerting
+    alert_badge: Callable[[], tuple[int, int, str | None]]
 
     def _init_frame_state(self) -> None:
         self._paused = False
@@ -106,6 +108,8 @@ class FrameLoop:
             if self.trading.note_status(status):
                 self._request_poll(GET_STATUS)
             self.charts.show_rtt(status.rtt_history_ms)
+        if self._evaluate_alerts(update.feeds, status) and not panels:
+            self._show_status(status)  # a new alert shows in this frame, not the next panel one
         if panels:
             if self._recording is not None and getattr(self.source, "recording", None) is None:
                 self._recording = None  # stopped by a write error or an ingest restart
@@ -145,6 +149,10 @@ class FrameLoop:
         if not self._paused:
             self.table.apply(self._held_rows, self._held_removed)
             self._held_rows, self._held_removed, self._pending = {}, [], 0
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        """Repaint the status bar now (after a pause or an acknowledgement)."""
         self._show_status(self.gateway.status() if self.gateway is not None else None)
 
     def _note_exchanges(self, update: FrameUpdate) -> None:
@@ -169,6 +177,7 @@ class FrameLoop:
 
     def _show_status(self, status: GatewayStatus | None) -> None:
         trading = self.trading
+        firing, unacked, worst = self.alert_badge()
         self.status_bar.show(StatusView(
             gateway_state=status.state if status is not None else None,
             rtt_ms=status.rtt_ms if status is not None else None,
@@ -180,6 +189,9 @@ class FrameLoop:
             paused=self._paused,
             pending=self._pending,
             recording=self._recording is not None,
+            alerts_firing=firing,
+            alerts_unacked=unacked,
+            alerts_worst=worst,
         ))
         halt = HaltView(trading.incident_id, trading.halt_reason) if trading.halted else None
         self.banner.show(halt)

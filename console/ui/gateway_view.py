@@ -2,7 +2,7 @@
 
 A mixin of `TradeConsole` (console.ui.app). Replies come back on the gateway
 client's thread and are posted to the app as messages (a few per second at
-most); what they mean for the trading state is decided in console.ui.trading.
+most); what they mean for the trading state is decided in console.link.trading.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from textual.message import Message
 
+from console.link.trading import POLLED_ACTIONS, TradingState
 from console.model import GatewayLink, Reply
 from console.ui.screens.guarded import GuardedReply
-from console.ui.trading import POLLED_ACTIONS, TradingState
 from services.protocol import GET_STATUS, HEARTBEAT, KILL_SWITCH, RESUME_TRADING
 
 

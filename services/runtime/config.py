@@ -25,7 +25,7 @@ import platformdirs
 
 from services.runtime.errors import UsageError
 from services.runtime.network import NetworkOptions
-from services.runtime.settings import Settings
+from services.runtime.settings import AlertRuleSpec, Settings
 
 APP_NAME = "tradeconsole"
 ENV_PREFIX = "TRADECONSOLE_"
@@ -37,6 +37,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "console.ingest": ("PROCESS", "THREAD"),
     "console.gateway_link": ("PROCESS", "THREAD"),
 }
+
+
+# Keys holding an array of tables, merged by each table's `name` (a later layer's
+# table changes only the keys it gives) and checked against a Struct per table.
+NAMED_TABLES: dict[str, type[msgspec.Struct]] = {"alerts.rules": AlertRuleSpec}
 
 
 class ConfigError(UsageError):
@@ -172,7 +177,10 @@ def _merge_layer(
             raise ConfigError(f"{source}: [{section}] must be a table")
         for key, value in body.items():
             where = f"{source}: {section}.{key}"
-            if section in FREE_SECTIONS:
+            if f"{section}.{key}" in NAMED_TABLES:
+                value = _merge_named_tables(merge.values[section][key], value, where,
+                                            NAMED_TABLES[f"{section}.{key}"])
+            elif section in FREE_SECTIONS:
                 if not isinstance(value, str):
                     raise ConfigError(f"{where}: expected string, got {_type_name(value)}")
             elif key not in schema[section]:
@@ -189,6 +197,34 @@ def _merge_layer(
                     )
             merge.values[section][key] = value
             merge.sources[f"{section}.{key}"] = source
+
+
+def _merge_named_tables(current: list[dict[str, Any]], layer: Any, where: str,
+                        spec: type[msgspec.Struct]) -> list[dict[str, Any]]:
+    """Tables of `layer` over `current`, matched by name; each result checked by `spec`."""
+    if not isinstance(layer, list) or not all(isinstance(t, Mapping) for t in layer):
+        raise ConfigError(f"{where}: expected an array of tables ([[{where.rsplit(': ', 1)[-1]}]])")
+    merged = {str(table.get("name")): dict(table) for table in current}
+    for index, table in enumerate(layer):
+        name = table.get("name")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}[{index}]: every table needs a name = \"...\"")
+        combined = {**merged.get(name, {}), **table}
+        try:
+            msgspec.convert(combined, spec)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{where} {name!r}: {_struct_problem(exc)}") from exc
+        merged[name] = combined
+    return list(merged.values())
+
+
+def _struct_problem(exc: msgspec.ValidationError) -> str:
+    """msgspec's "Expected `float`, got `str` - at `$.threshold`" as "threshold: expected ..."."""
+    text, _, at = str(exc).partition(" - at `$")
+    text = text.replace("`", "")
+    field_name = at.rstrip("`").lstrip(".")
+    text = text[:1].lower() + text[1:]
+    return f"{field_name}: {text}" if field_name else text
 
 
 def _parse_env_value(raw: str, default: Any = None) -> Any:

@@ -95,6 +95,43 @@ class NetworkSection(_Section):
     tcp_keepalive_count: int
 
 
+class AlertRuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[[alerts.rules]]` table as written; console.watch.rules checks what it means.
+
+    Only `name` and `metric` are required, so a user's table that shares a
+    shipped rule's name changes just the keys it gives.
+    """
+
+    name: str
+    metric: str
+    op: str = ">"
+    threshold: float = 0.0
+    for_s: float | str = msgspec.field(default=0.0, name="for")
+    severity: str = "warning"
+    message: str = ""
+    match: str = "*"
+    exec: str = ""
+    webhook: str = ""
+    enabled: bool = True
+
+
+class AlertsSection(_Section):
+    """[alerts]: rules evaluated over the data layer, and how a firing alert is told."""
+
+    enabled: bool
+    bell: bool
+    bell_repeat_s: float
+    toast: bool
+    evaluate_every_s: float
+    rate_window_s: float
+    resolved_kept: int
+    exec: str
+    webhook: str
+    hook_timeout_s: float
+    webhook_retries: int
+    rules: tuple[AlertRuleSpec, ...]
+
+
 class LoggingSection(_Section):
     """[logging]: level and directory of every program's log file."""
 
@@ -112,4 +149,5 @@ class Settings(_Section):
     console: ConsoleSection
     network: NetworkSection
     keys: dict[str, str]
+    alerts: AlertsSection
     logging: LoggingSection

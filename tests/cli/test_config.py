@@ -20,7 +20,13 @@ import msgspec.inspect as mi
 import pytest
 
 from console.cli.config_cmd import commented_defaults
-from services.runtime.config import FREE_SECTIONS, ConfigError, default_config_path, load_config
+from services.runtime.config import (
+    FREE_SECTIONS,
+    NAMED_TABLES,
+    ConfigError,
+    default_config_path,
+    load_config,
+)
 from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,7 +275,13 @@ def test_settings_structs_match_the_defaults_file() -> None:
         assert set(fields) == set(DEFAULTS[name]), name
         for key, value in DEFAULTS[name].items():
             assert isinstance(fields[key], TOML_TYPES[type(value)]), f"{name}.{key}"
-            if isinstance(value, list):
+            spec = NAMED_TABLES.get(f"{name}.{key}")
+            if spec is not None:  # an array of tables, each checked by its own struct
+                assert isinstance(fields[key].item_type, mi.StructType), f"{name}.{key}"
+                assert fields[key].item_type.cls is spec
+                for table in value:
+                    msgspec.convert(table, spec)
+            elif isinstance(value, list):
                 assert isinstance(fields[key].item_type, mi.StrType), f"{name}.{key}"
 
 
@@ -284,6 +296,11 @@ def test_settings_hold_the_merged_values(tmp_path: Path) -> None:
     assert settings.keys == {"quit": "ctrl+q"}
     as_json = msgspec.json.encode
     for section, body in config.values.items():
-        assert as_json(getattr(settings, section)) == as_json(body), section
+        typed = getattr(settings, section)
+        for dotted, spec in NAMED_TABLES.items():
+            if dotted.startswith(f"{section}."):  # tables as written, with the struct's defaults
+                key = dotted.partition(".")[2]
+                body = {**body, key: [msgspec.convert(t, spec) for t in body[key]]}
+        assert as_json(typed) == as_json(body), section
     with pytest.raises(AttributeError):
         settings.console.fps = 1  # type: ignore[misc]

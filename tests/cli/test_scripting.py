@@ -154,6 +154,33 @@ def test_status_exits_1_for_a_feed_nobody_publishes_on(shared: tuple[Fabric, Cli
     assert report["gateway"]["state"] == "UP"
 
 
+def test_status_json_lists_firing_alerts_and_keeps_its_exit_code(
+    shared: tuple[Fabric, Cli], tmp_path: Path
+) -> None:
+    fabric, cli = shared
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        '[[alerts.rules]]\nname = "feed-stale"\nfor = 0\n'
+        '[[alerts.rules]]\nname = "feed-busy"\nmetric = "feed.msgs_per_s"\nop = ">="\n'
+        'threshold = 0.0\nfor = 0\nseverity = "info"\nmessage = "{feed} carries {value:.0f}/s"\n'
+        '[[alerts.rules]]\nname = "feed-busy-long"\nmetric = "feed.msgs_per_s"\nop = ">="\n'
+        'threshold = 0.0\nfor = "1h"\n')
+    code, report = cli.json("status", "--config", str(config), "--feed", fabric.pub,
+                            "--gateway", fabric.cmd, "--seconds", "10")
+    assert code == 0, report                      # firing alerts never change the exit code
+    by_rule = {alert["rule"]: alert for alert in report["alerts"]}
+    assert {"feed-busy", "feed-busy-long"} <= set(by_rule), report["alerts"]
+    assert "feed-stale" not in by_rule           # the feed is fresh
+    assert by_rule["feed-busy"]["state"] == "firing"
+    assert by_rule["feed-busy"]["message"].startswith(f"{fabric.pub} carries ")
+    assert by_rule["feed-busy-long"]["state"] == "pending"   # holds, but not for an hour yet
+    code, report = cli.json("status", "--config", str(config), "--feed", DEAD,
+                            "--gateway", "none", "--seconds", "1")
+    assert code == 1
+    [alert] = [a for a in report["alerts"] if a["rule"] == "feed-stale"]
+    assert (alert["state"], alert["severity"], alert["subject"]) == ("firing", "critical", DEAD)
+
+
 def test_status_exits_3_when_the_gateway_is_down(shared: tuple[Fabric, Cli]) -> None:
     fabric, cli = shared
     code, report = cli.json("status", "--feed", fabric.pub, "--gateway", DEAD,

@@ -55,13 +55,13 @@ async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 15.0,
 
 
 def make_app(feeds: list[str], tmp_path: Path, *, readonly: bool = False,
-             gateway: Any = None, **overrides: Any) -> TradeConsole:
+             gateway: Any = None, quiet: bool = False, **overrides: Any) -> TradeConsole:
     # A low frame rate leaves the CPU idle between frames: Pilot waits for an
     # idle CPU after every key press, so this keeps the tests quick.
     values = {"console.readonly": readonly, "console.fps": 5, **overrides}
     config = load_config(use_user_file=False, env={}, overrides=values)
     return TradeConsole(config, source=make_tick_source(feeds, config), gateway=gateway,
-                        data_dir=tmp_path / "data", freeze_gc=False)
+                        data_dir=tmp_path / "data", freeze_gc=False, quiet=quiet)
 
 
 def status_text(app: TradeConsole) -> str:

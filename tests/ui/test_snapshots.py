@@ -85,3 +85,36 @@ def test_halted_readonly_status(snap_compare: Any) -> None:
     app.gateway.trading_state, app.gateway.incident_id = "HALTED", "INC-0001"
     app.gateway.reason = "fat finger"
     assert snap_compare(app, terminal_size=(80, 24))
+
+
+# Rules that hold on the frozen feed and the canned account: one per kind of subject.
+SNAPSHOT_RULES = [
+    {"name": "feed-slow", "metric": "feed.msgs_per_s", "op": "<", "threshold": 1000.0,
+     "for": 0, "message": "feed {feed} slow: {value:.0f} msg/s (< {threshold:g})"},
+    {"name": "position-size", "for": 0, "threshold": 0.0, "severity": "critical"},
+]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alerts_view(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Firing alerts on feeds and positions, the first acknowledged, in the Alerts view."""
+    book, clock = build_frozen_book(symbols=24, ticks=600, seed=42)
+    config = load_config(use_user_file=False, env={},
+                         overrides={"alerts.rules": SNAPSHOT_RULES, "alerts.toast": False})
+    app = TradeConsole(
+        config, source=FrozenSource(book), gateway=FrozenGateway(clock_ns=clock.mono_ns),
+        clock_ns=clock.mono_ns, wall_ns=clock.wall_ns, freeze_gc=False,
+    )
+
+    async def fire_and_ack(pilot: Any) -> None:
+        await pilot.pause()
+        evaluations = app.alert_watch.engine.evaluations
+        clock.advance(2 * 1_000_000_000)  # the next evaluation sees the polled positions
+        deadline = time.monotonic() + 10.0
+        while app.alert_watch.engine.evaluations == evaluations:
+            assert time.monotonic() < deadline, "no evaluation after the clock moved"
+            await pilot.pause(0.02)
+        await pilot.press("a", "x", "down")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=fire_and_ack)

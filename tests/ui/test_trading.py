@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from console.link.trading import EVENT_POLLS, TradingState
 from console.model import GW_UP, GatewayStatus, Reply, SymbolRow
 from console.ui.data_files import CSV_HEADER, stamped_path, write_csv
-from console.ui.trading import EVENT_POLLS, TradingState
+from console.ui.trading import kill_scope_age
 from services.protocol import GET_ORDERS, GET_POSITIONS, GET_STATUS, KILL_SWITCH, RESUME_TRADING
 
 SECOND = 1_000_000_000
@@ -64,7 +65,7 @@ def test_poll_failures_keep_the_last_answer_and_say_why() -> None:
     trading.take_poll_reply(GET_POSITIONS, Reply(GET_POSITIONS, "r3", False, None), 3 * SECOND)
     assert "no answer" in (trading.data.positions.error or "")
     assert trading.data.position_list() == [{"vt_symbol": "X"}]
-    assert "the scope may be out of date" in trading.kill_scope_age(61 * SECOND)
+    assert "the scope may be out of date" in kill_scope_age(trading, 61 * SECOND)
 
 
 def test_status_polls_and_guarded_replies_set_the_trading_state() -> None:

@@ -40,6 +40,8 @@ LEGEND = (
     ("READ-ONLY", "every state-changing command (*) is disabled"),
     ("PAUSED n pending", "the table is frozen; n updates arrived meanwhile"),
     ("● REC", "the raw feed is being recorded to a file"),
+    ("▲ 2 ALERTS CRIT", "alerts firing and the worst severity (a lists them); ack: every "
+                        "firing alert is acknowledged"),
 )
 
 

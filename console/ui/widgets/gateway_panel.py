@@ -14,8 +14,9 @@ from typing import Any, ClassVar
 from rich.style import Style
 from rich.text import Text
 
+from console.link.trading import GatewayData
 from console.ui import format as fmt
-from console.ui.trading import GatewayData, age_text
+from console.ui.trading import age_text
 from console.ui.widgets.text_panel import TextPanel
 
 MAX_LISTED = 12

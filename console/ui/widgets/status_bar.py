@@ -1,7 +1,8 @@
 """The always-visible status bar and the HALTED banner.
 
 Meaning never relies on colour alone (16-colour and NO_COLOR terminals): every
-state is spelled out (UP / LATE / DOWN, ACTIVE / HALTED, READ-ONLY, PAUSED).
+state is spelled out (UP / LATE / DOWN, ACTIVE / HALTED, READ-ONLY, PAUSED,
+▲ 2 ALERTS CRIT).
 """
 
 from __future__ import annotations
@@ -33,12 +34,29 @@ class StatusView:
     paused: bool
     pending: int
     recording: bool
+    alerts_firing: int = 0
+    alerts_unacked: int = 0
+    alerts_worst: str | None = None     # severity of the worst firing alert
 
 
 @dataclass(frozen=True, slots=True)
 class HaltView:
     incident_id: str | None
     reason: str | None
+
+
+ALERT_CLASSES = {"critical": "-bad", "warning": "-late", "info": "-unknown"}
+ALERT_WORDS = {"critical": "CRIT", "warning": "WARN", "info": "INFO"}
+
+
+def alerts_text(firing: int, unacked: int, worst: str | None) -> tuple[str, str]:
+    """(text, css class) for the alert badge: how many fire, the worst, whether seen."""
+    if firing == 0 or worst is None:
+        return "", "-hidden"
+    noun = "ALERT" if firing == 1 else "ALERTS"
+    seen = "" if unacked else " ack"
+    return f"▲ {firing} {noun} {ALERT_WORDS.get(worst, worst.upper())}{seen}", \
+        ALERT_CLASSES.get(worst, "-unknown")
 
 
 def gateway_text(state: str | None, rtt_ms: float | None) -> tuple[str, str]:
@@ -83,6 +101,7 @@ class StatusBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label("TRADING ?", id="trading", classes="-unknown")
         yield Label("GW …", id="gw", classes="-unknown")
+        yield Label("", id="alerts", classes="-hidden")
         yield Label("READ-ONLY", id="mode", classes="-hidden")
         yield Label("", id="paused", classes="-hidden")
         yield Label("● REC", id="rec", classes="-hidden")
@@ -115,6 +134,8 @@ class StatusBar(Horizontal):
         else:
             self._set("trading", "TRADING ?", "-unknown")
         self._set("gw", *gateway_text(view.gateway_state, view.rtt_ms))
+        self._set("alerts", *alerts_text(view.alerts_firing, view.alerts_unacked,
+                                         view.alerts_worst))
         self._set("mode", "READ-ONLY", None if view.readonly else "-hidden")
         self._set("paused", f"PAUSED {fmt.count(view.pending)} pending",
                   None if view.paused else "-hidden")
