@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from services.runtime.about import version
 from services.runtime.errors import UsageError
 from services.runtime.scheduling import use_default_slice
 
@@ -67,6 +68,10 @@ def build_parser(name: str | None) -> tuple[argparse.ArgumentParser, object]:
     parser = OneLineParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    if name is None:
+        parser.add_argument("-V", "--version", action="version",
+                            version=f"{PROG} {version()}",
+                            help="print the installed version and exit")
     add_common_arguments(parser)
     module.add_arguments(parser)  # type: ignore[attr-defined]
     parser.set_defaults(command=name)

@@ -41,6 +41,13 @@ log = logging.getLogger("console.feed.ingest")
 # A dropped connection that libzmq has not started retrying within this long
 # is re-opened by ingest.
 REVIVE_AFTER_S = 1.0
+# A connection dropped for an oversized frame is re-opened at once: the feed is
+# fine, one frame was not. Drops that follow each other within
+# OVERSIZED_BURST_S back off (doubling from OVERSIZED_FIRST_BACKOFF_S up to
+# REVIVE_AFTER_S), so a publisher sending nothing but huge frames is not
+# reconnected in a tight loop.
+OVERSIZED_BURST_S = 0.5
+OVERSIZED_FIRST_BACKOFF_S = 0.05
 OVERSIZED_DROP = "connection dropped by libzmq: a frame over max_msg_size (or a broken stream)"
 
 _HANDSHAKE_FAILURES = {
@@ -92,6 +99,7 @@ class FeedSockets:
         self._handshaked: set[int] = set()
         self._timed_out: set[int] = set()
         self._dropped: dict[int, tuple[float, str]] = {}
+        self._oversized: dict[int, tuple[float, float]] = {}   # index -> (last drop, delay)
 
     def open(self) -> None:
         """Open and connect every SUB socket (UsageError for a bad endpoint or key)."""
@@ -151,7 +159,10 @@ class FeedSockets:
                 state = None if keep else CONN_RETRYING
             elif code == zmq.EVENT_DISCONNECTED:
                 state, why = self._disconnect_cause(index)
-                self._dropped[index] = (time.monotonic() + REVIVE_AFTER_S, why)
+                now = time.monotonic()
+                delay = self._oversized_delay(index, now) if why == "oversized" \
+                    else REVIVE_AFTER_S
+                self._dropped[index] = (now + delay, why)
                 self._handshaked.discard(index)
                 log.info("feed %s: %s", endpoint, state)
             elif code in _HANDSHAKE_FAILURES:
@@ -161,6 +172,15 @@ class FeedSockets:
                 return
             if state is not None:
                 self._set_state(index, state)
+
+    def _oversized_delay(self, index: int, now: float) -> float:
+        """0 for a lone oversized drop; a doubling backoff for drops in a burst."""
+        last_drop, last_delay = self._oversized.get(index, (float("-inf"), 0.0))
+        delay = 0.0
+        if now - last_drop - last_delay < OVERSIZED_BURST_S:
+            delay = min(max(last_delay * 2, OVERSIZED_FIRST_BACKOFF_S), REVIVE_AFTER_S)
+        self._oversized[index] = (now, delay)
+        return delay
 
     def _disconnect_cause(self, index: int) -> tuple[str, str]:
         """(state to show, why for revive_dropped) of a connection libzmq closed."""
@@ -175,6 +195,13 @@ class FeedSockets:
             self._timed_out.add(index)
             return CONN_HEARTBEAT_TIMEOUT, "timeout"
         return CONN_DISCONNECTED, "oversized"
+
+    def poll_ms(self, longest: int) -> int:
+        """How long ingest may wait in poll(): not past the next connection due to revive."""
+        if not self._dropped:
+            return longest
+        due = min(due for due, _ in self._dropped.values())
+        return max(0, min(longest, int((due - time.monotonic()) * 1000) + 1))
 
     def revive_dropped(self) -> None:
         """Re-open connections libzmq dropped and is not retrying (see REVIVE_AFTER_S).

@@ -249,7 +249,7 @@ class Ingest:
         try:
             while not self._stopping.is_set():
                 try:
-                    ready = dict(poller.poll(POLL_MS))
+                    ready = dict(poller.poll(sockets.poll_ms(POLL_MS)))
                     if not ready:
                         self._recording.flush_if_due()
                     busy = False

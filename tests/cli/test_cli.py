@@ -39,3 +39,12 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for name in ("demo", "publisher", "gateway", "proxy", "status", "kill", "keys", "config"):
         assert name in result.stdout
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    for flag in ("--version", "-V"):
+        result = run_cli(flag)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"tradeconsole {version('tradeconsole')}"

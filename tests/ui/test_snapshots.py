@@ -118,3 +118,18 @@ def test_alerts_view(snap_compare: Any, size: tuple[int, int]) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=fire_and_ack)
+
+
+def test_kill_modal_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under NO_COLOR the selected kill mode is spelled out, not shown by colour alone."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = frozen_app()
+
+    async def choose_halt(pilot: Any) -> None:
+        await pilot.press("k")
+        await pilot.click("#mode-halt")
+        await steady_cursor(pilot)
+        labels = [str(button.label) for button in pilot.app.screen.query("RadioButton")]
+        assert labels[0].startswith("( ) FLATTEN") and labels[1].startswith("(●) HALT")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=choose_halt)

@@ -34,6 +34,8 @@ LEGEND = (
     ("Gaps", "messages missing in this symbol's topic sequence (tseq)"),
     ("connected / retrying / disconnected", "the feed socket's link state"),
     ("OK / STALE / DOWN", "feed freshness: data within stale_after_s / late / never or lost"),
+    ("reconnecting", "the feed's socket dropped while its data is still fresh; connecting "
+                     "again (an oversized frame reconnects at once)"),
     ("GW UP / LATE / DOWN", "gateway heartbeat answered / slower than heartbeat_late_ms / "
                             "no answer after every retry"),
     ("ACTIVE / HALTED", "gateway trading state; HALTED until resumed with the incident id"),

@@ -63,9 +63,8 @@ class KillSwitchScreen(GuardedScreen):
         with Horizontal(classes="field"):
             yield Label("Mode")
             with RadioSet(id="mode", compact=True):
-                yield RadioButton("FLATTEN: cancel orders and close every position",
-                                  value=True, id="mode-flatten")
-                yield RadioButton("HALT: cancel orders, keep positions", id="mode-halt")
+                yield RadioButton(mode_label(FLATTEN, True), value=True, id="mode-flatten")
+                yield RadioButton(mode_label(HALT, False), id="mode-halt")
         with Horizontal(classes="field"):
             yield Label("Reason")
             yield Input(placeholder=f"audit log; default: {DEFAULT_REASON}", id="reason",
@@ -74,6 +73,12 @@ class KillSwitchScreen(GuardedScreen):
     @property
     def mode(self) -> str:
         return HALT if self.query_one("#mode-halt", RadioButton).value else FLATTEN
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        """Spell the choice out: under NO_COLOR both radio glyphs look the same."""
+        selected = self.mode
+        for mode, button_id in ((FLATTEN, "#mode-flatten"), (HALT, "#mode-halt")):
+            self.query_one(button_id, RadioButton).label = mode_label(mode, mode == selected)
 
     def payload(self) -> dict[str, Any]:
         reason = self.query_one("#reason", Input).value.strip() or DEFAULT_REASON
@@ -90,6 +95,15 @@ class KillSwitchScreen(GuardedScreen):
                  f"closed {data.get('closed_count', _count(closed))} position(s)"
                  f"{_names(closed, 'vt_symbol')}"]
         return "\n".join(parts)
+
+
+MODE_TEXT = {FLATTEN: "FLATTEN: cancel orders and close every position",
+             HALT: "HALT: cancel orders, keep positions"}
+
+
+def mode_label(mode: str, selected: bool) -> str:
+    """`(●) FLATTEN: …` or `( ) HALT: …`: which one fires, readable without colour."""
+    return f"{'(●)' if selected else '( )'} {MODE_TEXT[mode]}"
 
 
 def _count(items: Any) -> int:

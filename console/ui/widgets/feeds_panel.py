@@ -31,6 +31,11 @@ def _metric(payload: dict[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+# Shown instead of "disconnected  OK": the socket dropped, ticks were seen within
+# stale_after_s, and ingest (or libzmq) is connecting again.
+RECONNECTING = "reconnecting"
+
+
 def feed_signature(feeds: Sequence[FeedRow]) -> tuple[Any, ...]:
     """What the panel shows, as a hashable value (changes => repaint)."""
     return tuple(
@@ -81,9 +86,14 @@ class FeedsPanel(TextPanel):
                 text.append("\n")
             text.append(feed.endpoint, self.style_of("feeds--title"))
             text.append("  ")
-            text.append(feed.connection, self.style_of(self._state_style(feed.connection)))
-            text.append("  ")
-            text.append(feed.state, self.style_of(self._state_style(feed.state)))
+            if feed.state == FEED_OK and feed.connection != CONN_CONNECTED:
+                # Ticks seen recently but the socket is down: one state, not "disconnected OK".
+                text.append(RECONNECTING, self.style_of("feeds--warn"))
+            else:
+                text.append(feed.connection,
+                            self.style_of(self._state_style(feed.connection)))
+                text.append("  ")
+                text.append(feed.state, self.style_of(self._state_style(feed.state)))
             text.append("\n  rx ", label)
             text.append(fmt.count(feed.received))
             text.append("  ", label)

@@ -1,0 +1,40 @@
+"""The feeds panel reads at a glance: a dropped socket with fresh ticks is one state."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from console.model import CONN_CONNECTED, CONN_DISCONNECTED, FEED_OK, FEED_STALE
+from console.ui.widgets.feeds_panel import FeedsPanel
+from tests.ui.test_app import pilot_test
+from tests.watch.test_engine import feed_row
+from themes import THEME_VARIABLE_DEFAULTS
+
+
+class PanelApp(App[None]):
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_VARIABLE_DEFAULTS)   # the console's own colour variables
+
+    def compose(self) -> ComposeResult:
+        yield FeedsPanel(id="feeds")
+
+
+@pilot_test
+async def test_a_dropped_socket_with_fresh_ticks_reads_reconnecting() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(100, 10)) as pilot:
+        panel = app.query_one(FeedsPanel)
+        row = feed_row(FEED_OK)
+        row.connection = CONN_DISCONNECTED
+        panel.show_feeds([row])
+        await pilot.pause()
+        first_line = str(panel.content).splitlines()[0]
+        assert first_line.split()[1:] == ["reconnecting"]
+        row.connection, row.state = CONN_CONNECTED, FEED_OK
+        panel.show_feeds([row])
+        await pilot.pause()
+        assert str(panel.content).splitlines()[0].split()[1:] == ["connected", "OK"]
+        row.connection, row.state = CONN_DISCONNECTED, FEED_STALE
+        panel.show_feeds([row])
+        await pilot.pause()
+        assert str(panel.content).splitlines()[0].split()[1:] == ["disconnected", "STALE"]
