@@ -28,6 +28,7 @@ from console.model import (
 )
 from console.watch.hooks import KINDS
 from console.watch.monitor import Monitor
+from console.watch.sampler import number
 from services.protocol import HALTED, HEALTH_DOWN
 from services.runtime.about import version
 
@@ -35,12 +36,6 @@ PREFIX = "tradeconsole"
 CONNECTION_STATES = (CONN_CONNECTING, CONN_CONNECTED, CONN_RETRYING, CONN_DISCONNECTED,
                      CONN_HEARTBEAT_TIMEOUT)
 GATEWAY_STATES = (GW_UP, GW_LATE, GW_DOWN, GW_UNKNOWN)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetricFamily:
@@ -133,7 +128,7 @@ class MonitorCollector(Collector):
                 labels = [feed.endpoint, node]
                 for family, key in ((depth, "queue_depth"), (capacity, "queue_capacity"),
                                     (dropped, "dropped_total"), (rate_out, "msgs_per_s")):
-                    value = _number(telemetry.get(key))
+                    value = number(telemetry.get(key))
                     if value is not None:
                         family.add_metric(labels, value)
         yield from counters.values()
@@ -168,11 +163,11 @@ class MonitorCollector(Collector):
                            str(account.get("currency", "?"))]
                 for family, key in ((equity, "equity"), (upnl, "unrealized_pnl"),
                                     (rpnl, "realized_pnl")):
-                    value = _number(account.get(key))
+                    value = number(account.get(key))
                     if value is not None:
                         family.add_metric(alabels, value)
             for position in gateway.positions or ():
-                value = _number(position.get("qty"))
+                value = number(position.get("qty"))
                 if value is not None:
                     qty.add_metric([gateway.name, str(position.get("vt_symbol", "?"))], value)
         yield from (up, state, rtt, halted, equity, upnl, rpnl, qty)

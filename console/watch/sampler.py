@@ -15,7 +15,7 @@ from typing import Any
 
 from console.model import FEED_DOWN, FEED_OK, GW_DOWN, GW_LATE
 from console.watch.observation import GatewayObservation, Observation
-from services.protocol import HALTED, HEALTH_DOWN
+from services.protocol import HALTED, HEALTH_DOWN, is_finite_number
 
 MIN_RATE_SPAN_S = 0.5   # a rate over less time than this is noise: no sample yet
 
@@ -28,10 +28,9 @@ class Sample:
     value: float | None                 # None: not known this time (keeps an alert as it is)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+def number(value: Any) -> float | None:
+    """A payload value as a float, or None for anything else (bools, NaN, text)."""
+    return float(value) if is_finite_number(value) else None
 
 
 class RateWindow:
@@ -96,12 +95,12 @@ class Sampler:
                    telemetry: Mapping[str, Any]) -> Iterator[Sample]:
         subject = f"{node}@{feed}"
         labels = {"feed": feed, "node": node}
-        dropped = _number(telemetry.get("dropped_total"))
+        dropped = number(telemetry.get("dropped_total"))
         if dropped is not None:
             yield Sample("publisher.drop_rate", subject, labels,
                          self._rate(("publisher.drop_rate", subject), now, dropped))
-        depth = _number(telemetry.get("queue_depth"))
-        capacity = _number(telemetry.get("queue_capacity"))
+        depth = number(telemetry.get("queue_depth"))
+        capacity = number(telemetry.get("queue_capacity"))
         if depth is not None and capacity:
             yield Sample("publisher.queue_fill", subject, labels, depth / capacity)
 
@@ -126,11 +125,11 @@ class Sampler:
             alabels = {"gateway": name, "account": account_id,
                        "currency": str(account.get("currency", "?"))}
             subject = f"{name}/{account_id}"
-            equity = _number(account.get("equity"))
+            equity = number(account.get("equity"))
             for metric, key in (("account.equity", "equity"),
                                 ("account.upnl", "unrealized_pnl"),
                                 ("account.rpnl", "realized_pnl")):
-                value = _number(account.get(key))
+                value = number(account.get(key))
                 if value is not None:
                     yield Sample(metric, subject, alabels, value)
             if equity is not None:
@@ -138,7 +137,7 @@ class Sampler:
                 self._peak_equity[subject] = peak
                 yield Sample("account.drawdown", subject, alabels, equity - peak)
         for position in gateway.positions or ():
-            qty = _number(position.get("qty"))
+            qty = number(position.get("qty"))
             symbol = str(position.get("vt_symbol", "?"))
             if qty is not None:
                 yield Sample("position.abs_qty", f"{name}/{symbol}",
