@@ -15,7 +15,6 @@ Not part of `run.py`; numbers in docs/alerts.md come from it.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile
@@ -28,42 +27,10 @@ import msgpack
 import zmq
 
 from bench.procs import Child, emit_result, stop_event_on_eof_or_term
-from bench.stats import percentile
+from bench.stats import percentile, tree_cpu_s
 from services.runtime.launcher import ServiceProcess, spawn
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SYMBOLS = 200
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system seconds of `pid` and every live process under it."""
-    total = 0.0
-    for each in [pid, *_descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-    return total
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        kids = _children(todo.pop())
-        out += kids
-        todo += kids
-    return out
 
 
 def reference(endpoint: str, seconds: float) -> dict[str, Any]:

@@ -35,16 +35,22 @@ def _set_winsize(fd: int, rows: int, columns: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-def time_first_frame(feed: str, home: Path, *, write_bytecode: bool = True) -> float:
-    """Seconds from spawn to the first frame's bytes on the terminal."""
-    master, slave = pty.openpty()
-    _set_winsize(slave, ROWS, COLUMNS)
+def console_env(home: Path) -> dict[str, str]:
+    """The environment of a console started as a user would, with its own folders in `home`."""
     env = child_env({
         "TERM": "xterm-256color", "COLORTERM": "truecolor",
         "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
         "XDG_STATE_HOME": str(home / "state"), "XDG_CACHE_HOME": str(home / "cache"),
     })
     env.pop("TEXTUAL", None)
+    return env
+
+
+def time_first_frame(feed: str, home: Path, *, write_bytecode: bool = True) -> float:
+    """Seconds from spawn to the first frame's bytes on the terminal."""
+    master, slave = pty.openpty()
+    _set_winsize(slave, ROWS, COLUMNS)
+    env = console_env(home)
     if write_bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()

@@ -6,10 +6,11 @@ Every phase starts fresh processes: a feeder (`bench.feeder`, pre-packed
 ticks with a real envelope, a fixed count so losses are exact), the
 reference loops (`bench.raw`), the real console app measured from the
 inside (`bench.app_probe`), the real console under a pty
-(`bench.first_frame`) and the project's own publisher and gateway. Figures
-are reported as ratios against the raw loops measured in the same run;
-absolute numbers on a shared 2-core machine are noise. `--quick` finishes
-within a minute; the full run takes a few minutes.
+(`bench.first_frame`, `bench.cost`) and the project's own publisher and
+gateway. Figures are reported as ratios against the raw loops measured in the
+same run; absolute numbers on a shared 2-core machine are noise. `--quick`
+finishes within about two minutes (half of it the cost table); the full run
+takes several. `--cost-only` runs just the cost table (`bench.cost`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import first_frame
+from bench import cost, first_frame
 from bench.feeder import DONE_PREFIX
 from bench.procs import Child
 from bench.raw import rtt_percentiles
@@ -36,6 +37,7 @@ from bench.stats import process_cpu_seconds, write_result
 from services.runtime.launcher import ServiceProcess, spawn
 
 PHASE_TIMEOUT_S = 300.0
+SHIPPED_FPS = 20
 # The console's phases start the feed this long after it subscribed: start-up
 # work (first layout, the one-off GC freeze after 1 s) is not what is measured.
 APP_SETTLE_S = 2.0
@@ -43,7 +45,7 @@ APP_SETTLE_S = 2.0
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much each phase sends; --quick keeps the whole run under a minute."""
+    """How much each phase sends; --quick keeps the run short."""
 
     load_count: int
     load_symbols: int
@@ -57,16 +59,17 @@ class Sizes:
     cpu_symbols: int
     publisher_seconds: float
     first_frame_runs: int
+    cost_seconds: float
 
 
 FULL = Sizes(load_count=1_500_000, load_symbols=1000, latency_rate=10_000.0,
              latency_seconds=20.0, heartbeats=1000, rss_count=1_000_000, rss_symbols=10_000,
              cpu_rate=30_000.0, cpu_seconds=10.0, cpu_symbols=2000, publisher_seconds=5.0,
-             first_frame_runs=3)
+             first_frame_runs=3, cost_seconds=cost.FULL_SECONDS)
 QUICK = Sizes(load_count=300_000, load_symbols=1000, latency_rate=10_000.0,
               latency_seconds=3.0, heartbeats=150, rss_count=200_000, rss_symbols=10_000,
               cpu_rate=30_000.0, cpu_seconds=4.0, cpu_symbols=2000, publisher_seconds=1.0,
-              first_frame_runs=1)
+              first_frame_runs=1, cost_seconds=cost.QUICK_SECONDS)
 
 
 class Bench:
@@ -238,6 +241,11 @@ class Bench:
             raw_pub.stop()
         return ours, raw
 
+    def cost(self) -> list[dict[str, Any]]:
+        """The cost table: the console on a pty per feed, beside the raw subscriber's CPU."""
+        fps = None if self.fps == SHIPPED_FPS else self.fps
+        return cost.run_rows(cost.FEEDS, self.sizes.cost_seconds, self.workdir, fps, self.say)
+
     # --- the whole run ----------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -265,7 +273,16 @@ class Bench:
         d["first_frame_s"] = self.first_frame()
         self.say("publisher ...")
         d["publisher"], d["raw_publisher"] = self.publisher()
+        self.say("cost: CPU and terminal bytes per feed (console on a pty) ...")
+        d["cost"] = self.cost()
         return summarise(d)
+
+    def run_cost(self) -> dict[str, Any]:
+        """The cost phase alone (--cost-only)."""
+        self.details["cost"] = self.cost()
+        result = cost.summarise(self.details["cost"])
+        result["goals"] = cost.check_goals(result)
+        return result
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -312,6 +329,7 @@ def summarise(d: dict[str, Any]) -> dict[str, Any]:
         "cpu_pct_30k_ingest": cpu.get("cpu_pct_ingest"),
         "raw_sub_cpu_pct_30k": d["raw_cpu"]["cpu_pct"],
         "counted_all_30k": cpu["counted_all"],
+        **cost.summarise(d["cost"]),
     }
     result["goals"] = check_goals(result)
     return result
@@ -338,6 +356,7 @@ def check_goals(r: dict[str, Any]) -> dict[str, bool | None]:
         "first_frame_s <= 1.5": at_most(r["first_frame_s"], 1.5),
         "cpu_pct_30k <= 60": at_most(r["cpu_pct_30k"], 60),
         "counted_all_30k": r["counted_all_30k"],
+        **cost.check_goals(r),
     }
 
 
@@ -398,6 +417,7 @@ def table(r: dict[str, Any]) -> str:
     ]
     lines = ["| measure | console | raw pyzmq | ratio |", "|---|---:|---:|---:|"]
     lines += [f"| {a} | {b} | {c} | {e} |" for a, b, c, e in rows]
+    lines += ["", cost.table(r)]
     lines += ["", "| goal | met |", "|---|---|"]
     lines += [f"| {goal} | {_num(met)} |" for goal, met in r["goals"].items()]
     return "\n".join(lines)
@@ -407,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller phases, under a minute")
     parser.add_argument("--json", metavar="OUT", type=Path, help="write the results here")
-    parser.add_argument("--fps", type=int, default=20,
+    parser.add_argument("--fps", type=int, default=SHIPPED_FPS,
                         help="the console's frame rate during the run (default 20, as shipped)")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="run only the cost table (CPU and terminal bytes per feed)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
@@ -419,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tc-bench-") as tmp:
         bench = Bench(sizes, Path(tmp), args.fps, say)
         try:
-            result = bench.run()
+            result = bench.run_cost() if args.cost_only else bench.run()
         except Exception as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
@@ -429,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
     }
     result["details"] = bench.details
-    print(table(result))
+    if args.cost_only:
+        print(cost.table(result) + "\n\n" + cost.goals_table(result["goals"]))
+    else:
+        print(table(result))
     write_result(result, args.json)
     return 0
 

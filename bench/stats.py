@@ -68,3 +68,28 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process under `pid` (Linux /proc/PID/task/TID/children)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system seconds of `pid` and every live process under it.
+
+    The console and the exporter each start an ingest child: what they cost
+    is the whole tree, not the process that was spawned.
+    """
+    return sum(process_cpu_seconds(each) for each in [pid, *descendants(pid)])

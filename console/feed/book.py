@@ -69,6 +69,7 @@ class FeedBook:
             raise ValueError("max_symbols must be at least 1")
         self._stale_ns = int(stale_after_s * NS_PER_S)
         self._feeds = [FeedState(ep, latency_ring, self._stale_ns) for ep in endpoints]
+        self._feed_states_drained: list[tuple[str, str]] = []
         self._limits = limits
         self._max_symbols = max_symbols
         self._clock_ns = clock_ns
@@ -225,6 +226,20 @@ class FeedBook:
 
     # --- what the UI reads -----------------------------------------------------------
 
+    def has_news(self) -> bool:
+        """Whether a drain now would bring anything the screen does not show yet:
+        rows, removals, telemetry, events, a history second, or a feed whose state
+        or connection changed. The ingest process holds an idle UI's request until then."""
+        if self._changed or self._removed or self._telemetry or self._events:
+            return True
+        now = self._clock_ns()
+        if self._history.due(now):
+            return True
+        shown = self._feed_states_drained
+        return len(shown) != len(self._feeds) or any(
+            (feed.freshness(now, self._stale_ns), feed.connection) != state
+            for feed, state in zip(self._feeds, shown, strict=False))
+
     def drain(self, on_screen: Container[str] | None = None) -> FrameUpdate:
         """Everything changed since the previous drain, derived for display.
 
@@ -260,6 +275,7 @@ class FeedBook:
         events = list(self._events)
         self._events.clear()
         feeds = [feed.row(now, self._stale_ns, advance_backlog=True) for feed in self._feeds]
+        self._feed_states_drained = [(feed.state, feed.connection) for feed in feeds]
         pending = self._pending
         self._pending = 0
         return FrameUpdate(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from services.runtime.scheduling import prefer_long_slice
 
 log = logging.getLogger(__name__)
 
+# The longest an idle UI's drain is held (the parent shows feeds DOWN after
+# console.feed.process.SILENT_S without an answer).
+MAX_HOLD_MS = 1000
+
 
 class IngestServer:
     """The ingest's receive loop, answering the UI's requests between batches."""
@@ -35,12 +40,24 @@ class IngestServer:
     def __init__(self, end: ChildEnd) -> None:
         self.end = end
         self.ingest = build_ingest(end.settings)
+        # A drain held while nothing is new: (answer by, watched symbol).
+        self._held: tuple[float, str | None] | None = None
 
     def open(self) -> None:
         self.ingest.open()  # UsageError: an endpoint or key; OSError: the recording
 
     def serve(self) -> None:
-        self.ingest.serve(self.end.control, lambda: self.end.handle_requests(self.handle))
+        self.ingest.serve(self.end.control, self._turn)
+
+    def _turn(self) -> bool:
+        """Once per receive-loop turn: serve requests, answer a held drain when due."""
+        if not self.end.handle_requests(self.handle):
+            return False
+        held = self._held
+        if held is not None and (time.monotonic() >= held[0] or self.ingest.has_news()):
+            self._held = None
+            self._answer_drain(held[1])
+        return True
 
     def close(self) -> None:
         self.ingest.stop()
@@ -52,9 +69,14 @@ class IngestServer:
             watch = body.get("watch")
             on_screen = body.get("on_screen")
             ingest.show(on_screen if isinstance(on_screen, list) else None)
-            update = ingest.drain()
-            detail = ingest.detail(watch) if watch and watch in update.rows else None
-            self.end.reply(wire.UPDATE, (update, detail))
+            hold_ms = body.get("hold_ms")
+            watch = watch if isinstance(watch, str) else None
+            if isinstance(hold_ms, int) and hold_ms > 0 and not ingest.has_news():
+                # An idle UI: answer when something is new, or at the latest then.
+                self._held = (time.monotonic() + min(hold_ms, MAX_HOLD_MS) / 1000, watch)
+                return
+            self._held = None
+            self._answer_drain(watch)
         elif kind == wire.DETAIL:
             self.end.reply(wire.ANSWER, ingest.detail(str(body)))
         elif kind == wire.ALL_ROWS:
@@ -67,6 +89,12 @@ class IngestServer:
             self.end.reply(wire.ANSWER, None)
         else:
             log.warning("ingest process: unknown request %r ignored", kind[:32])
+
+    def _answer_drain(self, watch: str | None) -> None:
+        ingest = self.ingest
+        update = ingest.drain()
+        detail = ingest.detail(watch) if watch and watch in update.rows else None
+        self.end.reply(wire.UPDATE, (update, detail))
 
 
 def build_ingest(settings: dict[str, Any]) -> Ingest:

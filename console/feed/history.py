@@ -33,6 +33,10 @@ class RateHistory:
         self._last_p50 = 0.0
         self._last_p99 = 0.0
 
+    def due(self, now: int) -> bool:
+        """Whether the next `sample` would add one (a second has passed)."""
+        return now - self._last_sample_ns >= NS_PER_S
+
     def sample(self, feeds: Sequence[FeedState], now: int) -> bool:
         """Take the sample if a second has passed; True when one was added."""
         elapsed = now - self._last_sample_ns

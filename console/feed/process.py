@@ -126,6 +126,8 @@ class IngestProcess:
         self._on_screen: list[str] | None = None
         self._watch_asked = 0.0
         self._detail: SymbolDetail | None = None
+        self._hold_ms: int | None = None
+        self._answers = 0
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class IngestProcess:
                 log.warning("ingest process: unexpected %r dropped", kind[:32])
                 continue
             update, detail = wire.decode_update(body)
+            self._answers += 1
             self._asked = False
             if detail is not None:
                 self._detail = detail
@@ -212,7 +215,8 @@ class IngestProcess:
         if self._watch is not None and time.monotonic() - self._watch_asked > 2 * SILENT_S:
             self._watch = None  # the detail pane was closed
         try:
-            self._child.send(wire.DRAIN, {"watch": self._watch, "on_screen": self._on_screen})
+            self._child.send(wire.DRAIN, {"watch": self._watch, "on_screen": self._on_screen,
+                                          "hold_ms": self._hold_ms})
         except (zmq.Again, ChildError):
             return
         self._asked = True
@@ -240,6 +244,20 @@ class IngestProcess:
         except zmq.Again:
             raise ChildError("the ingest process is not connected") from None
         return self._child.await_reply({wire.ANSWER}, ANSWER_TIMEOUT_S, self._keep)[1]
+
+    def hold(self, hold_ms: int | None) -> None:
+        """An idle UI: the process answers the next drains only when something is new,
+        or after `hold_ms` (None: at once again). See console.ui.frame_pace."""
+        self._hold_ms = hold_ms
+
+    @property
+    def answers(self) -> int:
+        """Updates the process has sent so far (one per answered drain)."""
+        return self._answers
+
+    def wake_socket(self) -> zmq.Socket[Any] | None:
+        """The pipe an answer arrives on, for the UI's event loop to watch."""
+        return self._child.socket
 
     def show(self, on_screen: Collection[str] | None) -> None:
         """The symbols the UI shows (see Ingest.show); sent with the next request."""

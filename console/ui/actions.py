@@ -55,6 +55,7 @@ class ConsoleActions:
     push_screen: Callable[..., Any]
     set_view: Callable[[str], None]
     toggle_pause: Callable[[], None]
+    forget_screen: Callable[[], None]
     _send_heartbeat: Callable[[], None]
 
     def _need_gateway(self) -> bool:
@@ -106,6 +107,10 @@ class ConsoleActions:
 
     def action_pause(self) -> None:
         self.toggle_pause()
+
+    def action_redraw(self) -> None:
+        self.forget_screen()
+        self.screen.refresh()
 
     def action_cycle_sort(self) -> None:
         self.table.cycle_sort()

@@ -26,12 +26,14 @@ from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.dom import DOMNode
+from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
 from console.link.trading import TradingState
 from console.model import GatewayLink, Reply, TickSource
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import ConsoleAlerting
+from console.ui.clustered_compositor import use_clustered_compositor
 from console.ui.commands import (
     COMMANDS_BY_NAME,
     STATE_CHANGING,
@@ -40,6 +42,7 @@ from console.ui.commands import (
     resolve_keymap,
     textual_keymap,
 )
+from console.ui.diff_driver import diffing
 from console.ui.frame_loop import FrameLoop
 from console.ui.gateway_view import GatewayView
 from console.ui.runner import freeze_heap, share_the_gil
@@ -93,6 +96,8 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
     ) -> None:
         console = config.settings.console
         self.keymap = resolve_keymap(config.settings.keys)
+        if driver_class is None and console.diff_output:
+            driver_class = diffing(App.get_driver_class(self))
         super().__init__(driver_class=driver_class)
         self.set_keymap(textual_keymap(self.keymap))
         if title:
@@ -132,6 +137,10 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         self.notices.append(message)
         log.info("notice (%s): %s", severity, message)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def get_default_screen(self) -> Screen[Any]:
+        """The main screen, with a compositor that renders scattered changes in small crops."""
+        return use_clustered_compositor(super().get_default_screen())
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(THEME_VARIABLE_DEFAULTS)
@@ -181,7 +190,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         self._apply_layout()
         self.table.focus()
         self._frame()
-        self.set_interval(1.0 / self.fps, self._frame, name="frame")
+        self._start_frames()
         if self.gateway is not None:
             self._poll_gateway()
             self.set_interval(self._poll_interval_s, self._poll_gateway, name="poll")
@@ -191,6 +200,8 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
             self.set_timer(1.0, freeze_heap)
 
     def on_unmount(self) -> None:
+        if self._pace is not None:
+            self._pace.stop()
         self.alert_watch.close()  # hooks still running get a moment to finish
         if self._manage_lifecycle:
             if self.gateway is not None:
@@ -198,8 +209,15 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
             self.source.stop()
 
     def on_resize(self) -> None:
+        self.forget_screen()
         if self._ui_ready:
             self._apply_layout()
+
+    def forget_screen(self) -> None:
+        """The terminal's contents are unknown: the next frame is written in full."""
+        forget = getattr(self._driver, "forget_screen", None)
+        if forget is not None:
+            forget()
 
     # --- read-only ------------------------------------------------------------------------
 

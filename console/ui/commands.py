@@ -69,6 +69,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("pause", "p", "Pause display",
             "Freeze the tick table; ingest goes on and pending updates are counted", "pause",
             footer="Pause"),
+    Command("redraw", "ctrl+l", "Redraw screen",
+            "Repaint the whole screen (after something else wrote to the terminal)", "redraw"),
     Command("sort", "s", "Cycle sort", "Sort by the next column", "cycle_sort"),
     Command("reverse_sort", "S", "Reverse sort", "Reverse the sort order", "reverse_sort"),
     Command("log_level", "l", "Log level filter",

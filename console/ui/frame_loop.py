@@ -14,6 +14,7 @@ from textual.widgets import Tab, Tabs
 
 from console.link.trading import EVENT_POLLS, TradingState
 from console.model import FrameUpdate, GatewayLink, GatewayStatus, TickSource
+from console.ui.frame_pace import FramePace
 from console.ui.screens.detail import DetailScreen
 from console.ui.widgets import paint_yield
 from console.ui.widgets.charts import ChartsPanel
@@ -36,6 +37,7 @@ class FrameLoop:
     # Provided by TradeConsole.
     source: TickSource
     gateway: GatewayLink | None
+    fps: int
     readonly: bool
     trading: TradingState
     table: TickTable
@@ -66,6 +68,8 @@ class FrameLoop:
         self._feed_states: list[str] = []
         self._exchange_tabs: dict[str, str] = {}     # tab id -> exchange
         self._exchanges_seen: set[str] = set()
+        self._gateway_seen: tuple[str, str | None] | None = None
+        self._pace: FramePace | None = None
 
     @property
     def paused(self) -> bool:
@@ -89,7 +93,10 @@ class FrameLoop:
         update = self.source.drain()
         self._apply_rows(update)
         self._received_total = update.received_total
-        self._feed_states = [f.state for f in update.feeds]
+        feed_states = [f.state for f in update.feeds]
+        news = bool(update.rows or update.removed or update.telemetry or update.events) \
+            or feed_states != self._feed_states
+        self._feed_states = feed_states
         now = self._clock_ns()
         # While ticks flow, counters change every frame. Repainting the panels and
         # the status bar in the same frame as the table makes Textual re-render
@@ -105,6 +112,9 @@ class FrameLoop:
             self._apply_telemetry(update)
         status = self.gateway.status() if self.gateway is not None else None
         if status is not None:
+            seen = (status.state, status.trading_state)
+            news = news or seen != self._gateway_seen
+            self._gateway_seen = seen
             if self.trading.note_status(status):
                 self._request_poll(GET_STATUS)
             self.charts.show_rtt(status.rtt_history_ms)
@@ -119,6 +129,21 @@ class FrameLoop:
         screen = self.screen
         if isinstance(screen, DetailScreen) and screen.vt_symbol in update.rows:
             screen.show_detail(self.source.detail(screen.vt_symbol), now)
+        if self._pace is not None:
+            self._pace.after_frame(news)
+
+    def _start_frames(self) -> None:
+        """Frames at `fps` from now on, slower while idle (console.ui.frame_pace)."""
+        self._pace = FramePace(self, self._frame, self.fps, self.source, self._clock_ns)
+
+    @property
+    def idle(self) -> bool:
+        """Whether frames run at the idle pace (nothing new for a while)."""
+        return self._pace is not None and self._pace.idle
+
+    @property
+    def frame_pace(self) -> FramePace | None:
+        return self._pace
 
     def _show_on_screen(self) -> None:
         """Tell the source which symbols are on screen: their rows come every frame."""

@@ -88,9 +88,14 @@ class ChildEnd:
         A request `handle` fails on is answered FAILED: the parent may be
         waiting for it.
         """
+        control = self.control
         while True:
+            # Asking first is cheaper than the zmq.Again a receive raises when empty,
+            # and this runs on every turn of a receive loop.
+            if not control.get(zmq.EVENTS) & zmq.POLLIN:
+                return self.parent_alive()
             try:
-                frames = self.control.recv_multipart(zmq.NOBLOCK)
+                frames = control.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return self.parent_alive()
             if len(frames) != 2:  # not the parent: ignore it

@@ -81,6 +81,7 @@ class ConsoleSection(_Section):
     request_retries: int
     poll_interval_s: float
     max_symbols: int
+    diff_output: bool
 
 
 class NetworkSection(_Section):

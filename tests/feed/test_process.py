@@ -205,3 +205,36 @@ def test_config_chooses_the_ingest() -> None:
     too_nice = load_config(use_user_file=False, env={}, overrides={"console.ingest_nice": 25})
     with pytest.raises(UsageError, match=r"ingest_nice .* between 0 and 19, got 25"):
         validate_console_config(too_nice)
+
+
+def test_an_idle_ui_is_answered_on_news_not_every_frame(
+    sources: list[IngestProcess], feed: Feed
+) -> None:
+    """With `hold`, a drain with nothing new waits in the process: a quiet feed
+    costs about one answer a second (the history's), and a tick is answered at once."""
+    source, view = first_tick(sources, feed)
+    source.hold(1000)
+    # Drain like a UI at 50 fps until three answers came: at that pace without
+    # holding, three answers take three frames.
+    start = source.answers
+    frames = 0
+
+    def three_answers() -> bool:
+        nonlocal frames
+        frames += 1
+        view.refresh()
+        return source.answers - start >= 3
+
+    wait_until(three_answers, DEADLINE, FRAME_S, "held answers")
+    assert frames > 3 * 10, f"answered {source.answers - start} times in {frames} frames"
+    answers = source.answers
+    feed.tick("B.X", 2.0)
+    wait_until(lambda: "B.X" in view.refresh().rows, DEADLINE, FRAME_S, "the tick while held")
+    assert source.answers > answers
+    source.hold(None)
+    answers = source.answers  # a drain already held is answered by its deadline
+    wait_until(lambda: view.refresh() and source.answers > answers, DEADLINE, FRAME_S,
+               "the last held answer")
+    start, frames = source.answers, 0
+    wait_until(three_answers, DEADLINE, FRAME_S, "answers without holding")
+    assert frames <= 3 + 5, f"not holding: {frames} frames for three answers"

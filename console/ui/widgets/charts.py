@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label
 
 from console.model import History
 from console.ui import format as fmt
+from console.ui.widgets.spark_bars import SparkBars
 
 
 def short_endpoint(endpoint: str) -> str:
@@ -31,7 +32,7 @@ class SparkRow(Horizontal):
     DEFAULT_CSS = """
     SparkRow { height: 1; }
     SparkRow > Label { width: 20; height: 1; color: $text-muted; }
-    SparkRow > Sparkline { width: 1fr; height: 1; }
+    SparkRow > SparkBars { width: 1fr; height: 1; }
     """
 
     def __init__(self, title: str, formatter: Callable[[float | None], str],
@@ -40,10 +41,11 @@ class SparkRow(Horizontal):
         self._title = title
         self._formatter = formatter
         self._data: tuple[float, ...] = ()
+        self._label = ""
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self._title} {fmt.MISSING}")
-        yield Sparkline([])
+        yield SparkBars()
 
     @property
     def values(self) -> tuple[float, ...]:
@@ -61,9 +63,13 @@ class SparkRow(Horizontal):
         self._paint()
 
     def _paint(self) -> None:
+        """Repaint what changed: the label's text, the bars (SparkBars decides)."""
         latest = self._data[-1] if self._data else None
-        self.query_one(Label).update(f"{self._title} {self._formatter(latest)}", layout=False)
-        self.query_one(Sparkline).data = list(self._data)
+        label = f"{self._title} {self._formatter(latest)}"
+        if label != self._label:
+            self._label = label
+            self.query_one(Label).update(label, layout=False)
+        self.query_one(SparkBars).set_data(self._data)
 
 
 class ChartsPanel(Vertical):

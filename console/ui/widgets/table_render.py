@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -118,9 +119,24 @@ def render_row(
         if style is base:
             run += cell + " "
         else:
-            segments.append(Segment(run, base))
-            segments.append(Segment(cell, style))
-            run = " "
-    segments.append(Segment(run, base))
-    strip = Strip(segments).crop_extend(0, layout.width, base)
+            # Only the text takes the accent, not the padding: a flash or a sign
+            # change then repaints the digits, not the whole column.
+            text = cell.strip(" ")
+            start = cell.find(text) if text else len(cell)
+            segments.append(Segment(run + cell[:start], base))
+            segments.append(Segment(text, style))
+            run = cell[start + len(text):] + " "
+    # Fitting the line to the width by hand (padding, or dropping the trailing
+    # separator): Strip.crop_extend was a third of the row's cost.
+    width = layout.width
+    excess = cell_len("".join(segment.text for segment in segments)) + cell_len(run) - width
+    if excess <= 0:
+        segments.append(Segment(run + " " * -excess, base))
+        strip = Strip(segments, width)
+    elif run.endswith(" " * excess):
+        segments.append(Segment(run[:-excess], base))
+        strip = Strip(segments, width)
+    else:
+        segments.append(Segment(run, base))
+        strip = Strip(segments).crop_extend(0, width, base)
     return strip, " ".join(plain).rstrip()

@@ -1,0 +1,57 @@
+"""A quiet feed puts the frame loop to sleep; the next tick wakes it.
+
+The console runs against its real ingest process and a test-owned XPUB, so
+the test decides when the feed goes quiet and when the next tick comes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.ui.fixtures import FrozenSource, build_frozen_book
+from tests.conftest import Feed
+from tests.ui.test_app import make_app, pilot_test, until
+
+
+@pilot_test
+async def test_a_quiet_feed_idles_and_the_next_tick_wakes_the_frames(
+    feed: Feed, tmp_path: Path
+) -> None:
+    app = make_app([feed.endpoint], tmp_path, **{"console.fps": 20})
+    async with app.run_test(size=(120, 30)) as pilot:
+        feed.wait_subscribed()
+        feed.tick("A.X", 1.0)
+        await until(pilot, lambda: app.table.row("A.X") is not None, what="first tick")
+        assert not app.idle
+        await until(pilot, lambda: app.idle, what="idle after a quiet second")
+        answers = app.source.answers
+        pace = app.frame_pace
+        assert pace is not None
+        woken = pace.woken
+        feed.tick("B.X", 2.0)
+        await until(pilot, lambda: app.table.row("B.X") is not None, what="the tick after idle")
+        assert not app.idle, "a frame with news is back at fps"
+        assert app.source.answers > answers
+        # The answer woke the loop itself, not the slow idle timer.
+        assert pace.woken > woken
+        await until(pilot, lambda: app.idle, what="idle again")
+        feed.tick("A.X", 1.5)
+        await until(pilot, lambda: (row := app.table.row("A.X")) is not None and row.last == 1.5,
+                    what="an update of a known row after idle")
+
+
+@pilot_test
+async def test_a_source_without_a_wake_socket_still_idles_and_paints(tmp_path: Path) -> None:
+    """The frozen source (like the in-process ingest) has no pipe to watch: idle
+    frames come from the slow timer alone, and the screen still shows its rows."""
+    from console.ui.app import TradeConsole
+    from services.runtime.config import load_config
+
+    book, _ = build_frozen_book(symbols=6, ticks=60, seed=1)
+    config = load_config(use_user_file=False, env={}, overrides={"console.fps": 20})
+    app = TradeConsole(config, source=FrozenSource(book), freeze_gc=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.table.row_count > 0, what="rows")
+        await until(pilot, lambda: app.idle, what="idle")
+        app.toggle_pause()  # a key still acts at once while idle
+        assert app.paused
