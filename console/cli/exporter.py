@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from console.link.gateways import resolve_gateways
 from services.runtime.config import Config, load_for_args
 from services.runtime.errors import UsageError
 from services.runtime.sockets import announce_ready
@@ -31,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"every interface; port 0 picks a free one, printed at start)")
     parser.add_argument("--feed", action="append", metavar="EP",
                         help="feed endpoint to watch (repeatable; default [endpoints] feeds)")
-    parser.add_argument("--gateway", metavar="EP",
-                        help="gateway command endpoint (default [endpoints] gateway; 'none' "
-                             "for no gateway)")
+    parser.add_argument("--gateway", action="append", metavar="NAME|NAME=EP|EP",
+                        help="gateway to watch (repeatable): a [gateways.NAME] of the config, "
+                             "NAME=EP or an endpoint (default every [gateways] table, else "
+                             "[endpoints] gateway; 'none' for no gateway)")
     parser.add_argument("--keys", metavar="DIR",
                         help="CURVE key directory (encrypted, authenticated sockets)")
 
@@ -46,11 +48,6 @@ def parse_listen(value: str) -> tuple[str, int]:
                          f"e.g. {DEFAULT_LISTEN}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
-
-
-def gateway_endpoint(config: Config, flag: str | None) -> str:
-    endpoint = flag if flag is not None else config.settings.endpoints.gateway
-    return "" if endpoint.strip().lower() in ("", "none") else endpoint.strip()
 
 
 def build_monitor(config: Config, endpoints: Sequence[str], gateways: Sequence[tuple[str, str]],
@@ -91,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     endpoints = list(args.feed or config.settings.endpoints.feeds)
     if not endpoints:
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
-    gateway = gateway_endpoint(config, args.gateway)
+    gateways = [(g.name, g.endpoint)
+                for g in resolve_gateways(config, args.gateway, keys_dir=args.keys)]
 
     from prometheus_client import CollectorRegistry
     from prometheus_client.process_collector import ProcessCollector
@@ -101,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging_settings = config.settings.logging
     setup_logging("exporter", logging_settings.level, logging_settings.dir, stderr=True)
-    monitor = build_monitor(config, endpoints, [(gateway, gateway)] if gateway else [],
-                            keys_dir=args.keys)
+    monitor = build_monitor(config, endpoints, gateways, keys_dir=args.keys)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     registry.register(MonitorCollector(monitor))
@@ -115,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         monitor.start()  # a bad endpoint or key ends here with one line
         where = f"http://{host}:{server.server_port}/metrics"
         sys.stderr.write(f"tradeconsole exporter: serving {where} "
-                         f"({len(endpoints)} feed(s), gateway {gateway or 'none'})\n")
+                         f"({len(endpoints)} feed(s), gateways "
+                         f"{', '.join(name for name, _ in gateways) or 'none'})\n")
         sys.stderr.flush()
         announce_ready(metrics=where)
         while not stop.wait(0.2):

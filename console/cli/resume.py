@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     target = gateway_target(args, config)
     incident = text_arg(args.incident, "--incident")
     reason = text_arg(args.reason, "--reason")
-    refuse_unless_allowed(args, config, "resume trading")
+    refuse_unless_allowed(args, config, "resume trading", target)
     reply = target.request(p.RESUME_TRADING, {"incident_id": incident, "reason": reason})
     return finish(target, reply, args.json, describe_resume)
 

@@ -9,6 +9,7 @@ SIGTERM, or a hang-up or end of input on stdin.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 from textual.theme import BUILTIN_THEMES
 
+from console.link.gateways import resolve_gateways
 from console.ui.commands import resolve_keymap
 from services.runtime.config import Config, load_for_args, user_config_path, user_data_dir
 from services.runtime.errors import UsageError
@@ -30,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feed", action="append", metavar="EP",
                         help="feed endpoint to subscribe to (repeatable; default [endpoints] "
                              "feeds)")
-    parser.add_argument("--gateway", metavar="EP",
-                        help="gateway command endpoint (default [endpoints] gateway; "
-                             "'none' for no gateway)")
+    parser.add_argument("--gateway", action="append", metavar="NAME|NAME=EP|EP",
+                        help="gateway to link to: a [gateways.NAME] of the config, NAME=EP or "
+                             "an endpoint (default the config's first [gateways] table, else "
+                             "[endpoints] gateway; 'none' for no gateway)")
     parser.add_argument("--fps", type=int, metavar="N",
                         help=f"screen frames per second, {MIN_FPS}..{MAX_FPS} (default 20)")
     parser.add_argument("--theme", metavar="NAME",
@@ -102,7 +105,7 @@ def run_console(
     config: Config,
     *,
     feeds: Sequence[str] | None = None,
-    gateway: str | None = None,
+    gateway: Sequence[str] | str | None = None,
     keys_dir: str | None = None,
     title: str | None = None,
     config_file: str | None = None,
@@ -113,9 +116,13 @@ def run_console(
     endpoints = list(feeds or config.settings.endpoints.feeds)
     if not endpoints:
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
-    gateway_ep = gateway if gateway is not None else config.settings.endpoints.gateway
-    if gateway_ep.strip().lower() in ("", "none"):
-        gateway_ep = ""
+    chosen = resolve_gateways(config, [gateway] if isinstance(gateway, str) else gateway,
+                              keys_dir=keys_dir)
+    # The console links to one gateway; with several it shows the first (the
+    # others are for `status`, `kill --all` and the exporter).
+    gateway_ep = chosen[0].endpoint if chosen else ""
+    if chosen and chosen[0].keys_dir:
+        keys_dir = keys_dir or chosen[0].keys_dir
 
     from console.ui.app import TradeConsole
     from console.ui.runner import HANGUP_EXIT_CODE, run_app
@@ -123,6 +130,10 @@ def run_console(
 
     logging_settings = config.settings.logging
     setup_logging("console", logging_settings.level, logging_settings.dir, stderr=False)
+    if len(chosen) > 1:
+        logging.getLogger(__name__).warning(
+            "%d gateways given; the console links to the first, %s (%s)",
+            len(chosen), chosen[0].name, chosen[0].endpoint)
     source = make_tick_source(endpoints, config, keys_dir=keys_dir)
     link = make_gateway_client(gateway_ep, config, keys_dir=keys_dir) if gateway_ep else None
     app = TradeConsole(

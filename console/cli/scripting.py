@@ -22,10 +22,11 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from console.link.gateways import endpoint_name, resolve_gateways
 from console.model import Reply
 from services import protocol as p
 from services.runtime.config import Config, load_for_args
@@ -60,8 +61,11 @@ def add_gateway_arguments(parser: argparse.ArgumentParser, *, skippable: bool = 
     """The flags every scripting command has (after its own), and the exit codes as epilog."""
     parser.epilog = EXIT_CODES_HELP
     skip = "; 'none' checks only the feeds" if skippable else ""
-    parser.add_argument("--gateway", metavar="EP",
-                        help=f"gateway command endpoint (default [endpoints] gateway{skip})")
+    many = "every gateway given (repeatable)" if skippable else "the gateway"
+    parser.add_argument("--gateway", action="append", metavar="NAME|NAME=EP|EP",
+                        help=f"{many}: a [gateways.NAME] of the config, NAME=EP or an "
+                             f"endpoint (default the config's [gateways], else [endpoints] "
+                             f"gateway{skip})")
     parser.add_argument("--timeout-ms", type=int, metavar="MS",
                         help="wait this long for each attempt (default [console] "
                              "request_timeout_ms)")
@@ -104,6 +108,8 @@ class GatewayTarget:
     keys_dir: str | None
     limits: p.Limits = p.DEFAULT_LIMITS
     client_id: str = field(default_factory=client_id)
+    name: str = ""
+    readonly: bool = False
 
     def request(self, action: str, payload: dict[str, Any] | None = None) -> Reply:
         """One request, retried with the same req_id; never raises for a dead gateway."""
@@ -122,6 +128,13 @@ class GatewayTarget:
     def no_reply(self) -> str:
         return (f"no reply from {self.endpoint} after {self.retries} attempt(s) of "
                 f"{self.timeout_ms} ms")
+
+    @property
+    def title(self) -> str:
+        """How output names it: 'paper-a (tcp://...)', or the endpoint alone."""
+        if self.name and self.name != endpoint_name(self.endpoint):
+            return f"{self.name} ({self.endpoint})"
+        return self.endpoint
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -155,27 +168,45 @@ def _positive(value: _Number, config: Config, key: str, flag: str) -> _Number:
     return value
 
 
+def gateway_targets(args: argparse.Namespace, config: Config) -> list[GatewayTarget]:
+    """Every gateway `--gateway` names (see console.link.gateways); [] for 'none'."""
+    settings = config.settings
+    console = settings.console
+    timeout_ms = _positive(console.request_timeout_ms, config, "request_timeout_ms",
+                           "--timeout-ms")
+    retries = _positive(console.request_retries, config, "request_retries", "--retries")
+    late_ms = _positive(console.heartbeat_late_ms, config, "heartbeat_late_ms",
+                        "console.heartbeat_late_ms")
+    limits = p.Limits.from_settings(settings.limits)
+    return [
+        GatewayTarget(endpoint=spec.endpoint, timeout_ms=timeout_ms, retries=retries,
+                      late_ms=late_ms, keys_dir=spec.keys_dir, limits=limits,
+                      name=spec.name, readonly=spec.readonly)
+        for spec in resolve_gateways(config, args.gateway, keys_dir=args.keys)
+    ]
+
+
 def gateway_target(args: argparse.Namespace, config: Config, *,
                    optional: bool = False) -> GatewayTarget:
-    """The gateway to talk to; 'none' is allowed only where it is `optional` (status)."""
-    settings = config.settings
-    endpoint = args.gateway if args.gateway is not None else settings.endpoints.gateway
-    endpoint = endpoint.strip()
-    if endpoint.lower() in ("", "none"):
-        if not optional:
-            raise UsageError("no gateway endpoint: give --gateway EP or set [endpoints] gateway")
-        endpoint = ""
-    console = settings.console
-    return GatewayTarget(
-        endpoint=endpoint,
-        timeout_ms=_positive(console.request_timeout_ms, config, "request_timeout_ms",
-                             "--timeout-ms"),
-        retries=_positive(console.request_retries, config, "request_retries", "--retries"),
-        late_ms=_positive(console.heartbeat_late_ms, config, "heartbeat_late_ms",
-                          "console.heartbeat_late_ms"),
-        keys_dir=args.keys,
-        limits=p.Limits.from_settings(settings.limits),
-    )
+    """The one gateway to talk to; 'none' is allowed only where it is `optional`."""
+    targets = gateway_targets(args, config)
+    if len(targets) > 1:
+        names = ", ".join(t.name for t in targets)
+        raise UsageError(f"{len(targets)} gateways ({names}): give --gateway NAME")
+    if targets:
+        return targets[0]
+    if not optional:
+        raise UsageError("no gateway endpoint: give --gateway EP or set [endpoints] gateway")
+    console = config.settings.console
+    return GatewayTarget(endpoint="", timeout_ms=console.request_timeout_ms,
+                         retries=console.request_retries, late_ms=console.heartbeat_late_ms,
+                         keys_dir=args.keys)
+
+
+def worst(codes: Sequence[int]) -> int:
+    """The exit code of several gateways: down beats degraded beats healthy."""
+    order = {EXIT_OK: 0, EXIT_DEGRADED: 1, EXIT_GATEWAY_DOWN: 2}
+    return max(codes, key=lambda code: order.get(code, 3), default=EXIT_OK)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -197,9 +228,10 @@ def error_text(reply: Reply) -> str:
     return f"{reply.status} {code}: {message}" if message else f"{reply.status} {code}"
 
 
-def _reply_json(target: GatewayTarget, reply: Reply) -> dict[str, Any]:
+def reply_json(target: GatewayTarget, reply: Reply) -> dict[str, Any]:
     return {
-        "v": JSON_VERSION, "endpoint": target.endpoint, "action": reply.action,
+        "v": JSON_VERSION, "name": target.name, "endpoint": target.endpoint,
+        "action": reply.action,
         "req_id": reply.req_id, "delivered": reply.delivered, "status": reply.status,
         "data": reply.data, "error": reply.error, "rtt_ms": reply.rtt_ms,
     }
@@ -208,31 +240,39 @@ def _reply_json(target: GatewayTarget, reply: Reply) -> dict[str, Any]:
 # --- state-changing commands (kill, resume) ---------------------------------------------------
 
 
-def refuse_unless_allowed(args: argparse.Namespace, config: Config, what: str) -> None:
-    """Read-only config and a missing --yes both stop a command before anything is sent."""
+def refuse_unless_allowed(args: argparse.Namespace, config: Config, what: str,
+                          target: GatewayTarget | None = None) -> None:
+    """Read-only config (or gateway) and a missing --yes stop a command before anything
+    is sent."""
     if config.settings.console.readonly:
         where = config.source_of("console", "readonly")
         raise UsageError(f"refusing to {what}: console.readonly is true ({where}); "
                          f"nothing was sent")
+    if target is not None and target.readonly:
+        raise UsageError(f"refusing to {what}: gateway {target.name} is read-only "
+                         f"([gateways.{target.name}] readonly = true); nothing was sent")
     if not args.yes:
         raise UsageError(f"refusing to {what} without --yes; nothing was sent")
+
+
+def outcome(target: GatewayTarget, reply: Reply,
+            describe: Callable[[dict[str, Any]], list[str]]) -> tuple[int, list[str]]:
+    """The exit code and the lines for a person of one state-changing request."""
+    if not reply.delivered:
+        return EXIT_GATEWAY_DOWN, [
+            f"{reply.action} NOT delivered: {target.no_reply()}.",
+            "The gateway's state is unknown; check it with: tradeconsole status"]
+    if not reply.ok:
+        return EXIT_DEGRADED, [f"{reply.action} refused: {error_text(reply)}"]
+    return EXIT_OK, describe(reply.data if isinstance(reply.data, dict) else {})
 
 
 def finish(target: GatewayTarget, reply: Reply, as_json: bool,
            describe: Callable[[dict[str, Any]], list[str]]) -> int:
     """Print the outcome of a state-changing request and choose the exit code."""
-    if not reply.delivered:
-        code = EXIT_GATEWAY_DOWN
-        text = [f"{reply.action} NOT delivered: {target.no_reply()}.",
-                "The gateway's state is unknown; check it with: tradeconsole status"]
-    elif not reply.ok:
-        code = EXIT_DEGRADED
-        text = [f"{reply.action} refused: {error_text(reply)}"]
-    else:
-        code = EXIT_OK
-        text = describe(reply.data if isinstance(reply.data, dict) else {})
+    code, text = outcome(target, reply, describe)
     if as_json:
-        print_json({**_reply_json(target, reply), "exit_code": code})
+        print_json({**reply_json(target, reply), "exit_code": code})
     else:
         stream = sys.stdout if code == EXIT_OK else sys.stderr
         stream.write("\n".join(text) + "\n")

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from console.cli.scripting import (
     GatewayTarget,
     add_gateway_arguments,
     error_text,
-    gateway_target,
+    gateway_targets,
     load,
     print_json,
     str_or_none,
@@ -74,6 +75,7 @@ class GatewayReport:
 
     endpoint: str
     state: str                            # UP / LATE / DOWN
+    name: str = ""
     rtt_ms: float | None = None
     node: str | None = None
     uptime_s: float | None = None
@@ -85,7 +87,8 @@ class GatewayReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "endpoint": self.endpoint, "state": self.state, "rtt_ms": self.rtt_ms,
+            "name": self.name, "endpoint": self.endpoint, "state": self.state,
+            "rtt_ms": self.rtt_ms,
             "node": self.node, "uptime_s": self.uptime_s, "trading_state": self.trading_state,
             "incident_id": self.incident_id, "halted_reason": self.halted_reason,
             "error": self.error,
@@ -94,10 +97,10 @@ class GatewayReport:
 
 def probe_gateway(target: GatewayTarget) -> GatewayReport:
     """HEARTBEAT for liveness and RTT, then GET_STATUS for the incident."""
-    report = GatewayReport(endpoint=target.endpoint, state=GW_DOWN)
+    report = GatewayReport(endpoint=target.endpoint, state=GW_DOWN, name=target.name)
     beat = target.request(p.HEARTBEAT)
     if not beat.delivered:
-        report.problems.append(f"gateway {target.no_reply()}")
+        report.problems.append(f"gateway {target.name}: {target.no_reply()}")
         return report
     report.rtt_ms = beat.rtt_ms
     late = beat.rtt_ms is not None and beat.rtt_ms > target.late_ms
@@ -182,9 +185,17 @@ def feed_json(row: FeedRow, window_s: float, now_ns: int) -> dict[str, Any]:
     }
 
 
+def probe_gateways(targets: Sequence[GatewayTarget]) -> list[GatewayReport]:
+    """Every gateway at once: a dead one's retries do not delay the others."""
+    if len(targets) <= 1:
+        return [probe_gateway(t) for t in targets]
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        return list(pool.map(probe_gateway, targets))
+
+
 def gateway_observation(report: GatewayReport) -> GatewayObservation:
-    """The gateway as the alert rules see it (named after its endpoint)."""
-    return GatewayObservation(name=report.endpoint, endpoint=report.endpoint,
+    """The gateway as the alert rules see it."""
+    return GatewayObservation(name=report.name or report.endpoint, endpoint=report.endpoint,
                               state=report.state, rtt_ms=report.rtt_ms,
                               trading_state=report.trading_state,
                               incident_id=report.incident_id)
@@ -193,8 +204,10 @@ def gateway_observation(report: GatewayReport) -> GatewayObservation:
 # --- judgement and output -------------------------------------------------------------------
 
 
-def assess(feeds: list[dict[str, Any]], gateway: GatewayReport | None) -> tuple[int, list[str]]:
-    """Exit code and the reasons for it. HALTED is a trading state, not a health problem."""
+def assess(feeds: list[dict[str, Any]], gateways: Sequence[GatewayReport]
+           ) -> tuple[int, list[str]]:
+    """Exit code and the reasons for it: the worst of the feeds and every gateway
+    (one DOWN gateway is exit 3). HALTED is a trading state, not a health problem."""
     problems: list[str] = []
     for feed in feeds:
         if feed["state"] != FEED_OK:
@@ -205,9 +218,9 @@ def assess(feeds: list[dict[str, Any]], gateway: GatewayReport | None) -> tuple[
         for node, health in sorted(feed["nodes"].items()):
             if health != p.HEALTH_OK:
                 problems.append(f"node {node} on {feed['endpoint']} reports {health}")
-    if gateway is not None:
+    for gateway in gateways:
         problems += gateway.problems
-    if gateway is not None and gateway.state == GW_DOWN:
+    if any(gateway.state == GW_DOWN for gateway in gateways):
         return EXIT_GATEWAY_DOWN, problems
     return (EXIT_DEGRADED if problems else EXIT_OK), problems
 
@@ -217,14 +230,14 @@ def run(args: argparse.Namespace) -> int:
     check_alert_settings(config.settings.alerts)
     if not (math.isfinite(args.seconds) and args.seconds > 0):
         raise UsageError(f"--seconds must be a number > 0, got {args.seconds:g}")
-    target = gateway_target(args, config, optional=True)
+    targets = gateway_targets(args, config)
     endpoints = list(args.feed or config.settings.endpoints.feeds)
     if not endpoints:
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
     watch = AlertWatch(config.settings.alerts, send_hooks=False)
     with FeedCheck(endpoints, config, args.keys) as check:
-        gateway = probe_gateway(target) if target.endpoint else None
-        observed_gateways = [] if gateway is None else [gateway_observation(gateway)]
+        gateways = probe_gateways(targets)
+        observed_gateways = [gateway_observation(g) for g in gateways]
 
         def evaluate(rows: list[FeedRow], now_s: float) -> None:
             watch.observe(Observation(now_s=now_s, feeds=rows, gateways=observed_gateways))
@@ -233,17 +246,19 @@ def run(args: argparse.Namespace) -> int:
         now_ns = time.monotonic_ns()
         feeds = [feed_json(row, window, now_ns) for row in check.rows]
     alerts = [a.as_json(now_ns / 1e9) for a in (*watch.firing(), *watch.pending())]
-    code, problems = assess(feeds, gateway)
+    code, problems = assess(feeds, gateways)
     health = {EXIT_OK: HEALTH_OK, EXIT_DEGRADED: HEALTH_DEGRADED}.get(code, HEALTH_GATEWAY_DOWN)
     if args.json:
         print_json({
             "v": JSON_VERSION, "health": health, "exit_code": code, "problems": problems,
             "listened_s": round(window, 3), "feeds": feeds,
-            "gateway": gateway.as_json() if gateway is not None else None,
+            # "gateway" is the first one, as before several gateways were possible.
+            "gateway": gateways[0].as_json() if gateways else None,
+            "gateways": [g.as_json() for g in gateways],
             "alerts": alerts,
         })
     else:
-        sys.stdout.write(render_status(feeds, gateway, health, problems, alerts))
+        sys.stdout.write(render_status(feeds, gateways, health, problems, alerts))
     return code
 
 
@@ -253,7 +268,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
             for row in (header, *rows)]
 
 
-def render_status(feeds: list[dict[str, Any]], gateway: GatewayReport | None, health: str,
+def render_status(feeds: list[dict[str, Any]], gateways: Sequence[GatewayReport], health: str,
                   problems: list[str], alerts: Sequence[dict[str, Any]] = ()) -> str:
     feed_rows = [
         (f["endpoint"], f["state"], f"{f['msgs_per_s']:.1f}",
@@ -264,15 +279,18 @@ def render_status(feeds: list[dict[str, Any]], gateway: GatewayReport | None, he
     ]
     lines = _table(("FEED", "STATE", "MSGS/S", "LAST SEEN", "GAPS", "NODES"), feed_rows)
     lines.append("")
-    if gateway is None:
+    if not gateways:
         lines.append("GATEWAY  not checked (--gateway none)")
     else:
-        rtt = "-" if gateway.rtt_ms is None else f"{gateway.rtt_ms:.3f} ms"
-        trading = gateway.trading_state or "-"
-        if gateway.incident_id:
-            trading += f" (incident {gateway.incident_id})"
-        lines += _table(("GATEWAY", "STATE", "RTT", "NODE", "TRADING"),
-                        [(gateway.endpoint, gateway.state, rtt, gateway.node or "-", trading)])
+        rows = []
+        for gateway in gateways:
+            rtt = "-" if gateway.rtt_ms is None else f"{gateway.rtt_ms:.3f} ms"
+            trading = gateway.trading_state or "-"
+            if gateway.incident_id:
+                trading += f" (incident {gateway.incident_id})"
+            rows.append((gateway.name or "-", gateway.endpoint, gateway.state, rtt,
+                         gateway.node or "-", trading))
+        lines += _table(("GATEWAY", "ENDPOINT", "STATE", "RTT", "NODE", "TRADING"), rows)
     if alerts:
         lines.append("")
         lines += _table(("ALERT", "SEVERITY", "STATE", "MESSAGE"),

@@ -33,6 +33,8 @@ _TOKEN = re.compile(
     r"|(?P<ctl>[\x00-\x1f\x7f])"                       # a control character
     r"|(?P<text>[^\x00-\x1f\x7f\x1b]+)"                # printable text
 )
+# An escape sequence left unfinished at the end of a write.
+_CUT_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*)?\Z")
 # Private modes that switch or clear the screen: the model no longer holds.
 _SCREEN_MODES = {"?1049", "?1047", "?47"}
 # A gap of at most this many known, same-pen cells is rewritten instead of
@@ -54,6 +56,10 @@ class OutputDiff:
         self._out_y: int | None = None           # where the terminal's cursor is
         self._out_x: int | None = None
         self._sync_held = False
+        self._tail = ""                          # an escape sequence cut at a write's end
+        # Where the writes left the cursor and pen (a write may go on from there).
+        self._in_y = self._in_x = 0
+        self._in_pen = ""
         self._cursor_shown = True                # Textual hides it; an Input may show it
         self.bytes_in = 0
         self.bytes_out = 0
@@ -64,6 +70,8 @@ class OutputDiff:
         self._pens.clear()
         self._out_pen = ""
         self._out_y = self._out_x = None
+        self._in_y = self._in_x = 0
+        self._in_pen = ""
 
     def feed(self, data: str) -> str:
         """What to write instead of `data` so the terminal ends up the same."""
@@ -77,6 +85,13 @@ class OutputDiff:
                 self._sync_held = False
                 return ""
             return self._out(data)
+        data = self._tail + data
+        # A write cut inside an escape sequence (Textual writes in 8 KiB chunks on
+        # Windows) keeps the cut sequence for the next write.
+        cut = _CUT_ESCAPE.search(data)
+        self._tail = data[cut.start():] if cut else ""
+        if cut:
+            data = data[:cut.start()]
         try:
             body = self._diff(data)
         except _Fallback:
@@ -108,8 +123,7 @@ class OutputDiff:
     def _diff(self, data: str) -> str:
         out: list[str] = []
         changed: list[tuple[int, int]] = []
-        y = x = 0
-        pen = ""
+        y, x, pen = self._in_y, self._in_x, self._in_pen
         cursor_set = False          # the write's last token placed the cursor
         for match in _TOKEN.finditer(data):
             kind = match.lastgroup
@@ -147,6 +161,7 @@ class OutputDiff:
                     raise _Fallback
             else:
                 raise _Fallback
+        self._in_y, self._in_x, self._in_pen = y, x, pen
         if changed:
             self._write_cells(changed, out)
         if cursor_set and self._cursor_shown and (self._out_y, self._out_x) != (y, x):

@@ -25,12 +25,14 @@ import platformdirs
 
 from services.runtime.errors import UsageError
 from services.runtime.network import NetworkOptions
-from services.runtime.settings import AlertRuleSpec, Settings
+from services.runtime.settings import AlertRuleSpec, GatewayEntry, Settings
 
 APP_NAME = "tradeconsole"
 ENV_PREFIX = "TRADECONSOLE_"
 # Sections whose keys are free-form (not listed in the defaults).
 FREE_SECTIONS = frozenset({"keys"})
+# Sections whose keys are free-form names, each a table checked by a Struct.
+NAMED_SECTIONS: dict[str, type[msgspec.Struct]] = {"gateways": GatewayEntry}
 # Settings whose strings must be one of a few words (compared case-insensitively).
 CHOICES: dict[str, tuple[str, ...]] = {
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -108,7 +110,7 @@ class _Merge:
     @classmethod
     def of_defaults(cls, schema: Mapping[str, Any]) -> _Merge:
         values = {section: dict(body) for section, body in schema.items()}
-        for section in FREE_SECTIONS:
+        for section in (*FREE_SECTIONS, *NAMED_SECTIONS):
             values.setdefault(section, {})
         return cls(values)
 
@@ -183,6 +185,8 @@ def _merge_layer(
             elif section in FREE_SECTIONS:
                 if not isinstance(value, str):
                     raise ConfigError(f"{where}: expected string, got {_type_name(value)}")
+            elif section in NAMED_SECTIONS:
+                value = _named_table(key, value, where, NAMED_SECTIONS[section])
             elif key not in schema[section]:
                 known = ", ".join(sorted(schema[section]))
                 close = difflib.get_close_matches(key, list(schema[section]), n=1)
@@ -216,6 +220,22 @@ def _merge_named_tables(current: list[dict[str, Any]], layer: Any, where: str,
             raise ConfigError(f"{where} {name!r}: {_struct_problem(exc)}") from exc
         merged[name] = combined
     return list(merged.values())
+
+
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _named_table(name: str, value: Any, where: str, spec: type[msgspec.Struct]) -> dict[str, Any]:
+    """A `[section.NAME]` table: a usable name, and the keys `spec` allows."""
+    if not name or not set(name) <= NAME_CHARS:
+        raise ConfigError(f"{where}: a name may use letters, digits, '_', '.' and '-' only")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a table ([{where.rsplit(': ', 1)[-1]}])")
+    try:
+        msgspec.convert(dict(value), spec)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_struct_problem(exc)}") from exc
+    return dict(value)
 
 
 def _struct_problem(exc: msgspec.ValidationError) -> str:

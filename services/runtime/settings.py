@@ -96,6 +96,15 @@ class NetworkSection(_Section):
     tcp_keepalive_count: int
 
 
+class GatewayEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[gateways.NAME]` table: a gateway the console and the scripts link to by name."""
+
+    endpoint: str
+    keys: str = ""          # CURVE key directory for this gateway ("" = --keys or none)
+    readonly: bool = False  # refuse kill / resume / orders for this one
+    label: str = ""         # a short label for the status bar ("" = the name)
+
+
 class AlertRuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One `[[alerts.rules]]` table as written; console.watch.rules checks what it means.
 
@@ -151,4 +160,5 @@ class Settings(_Section):
     network: NetworkSection
     keys: dict[str, str]
     alerts: AlertsSection
+    gateways: dict[str, GatewayEntry]
     logging: LoggingSection

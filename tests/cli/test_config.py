@@ -22,6 +22,7 @@ import pytest
 from console.cli.config_cmd import commented_defaults
 from services.runtime.config import (
     FREE_SECTIONS,
+    NAMED_SECTIONS,
     NAMED_TABLES,
     ConfigError,
     default_config_path,
@@ -269,6 +270,11 @@ def test_settings_structs_match_the_defaults_file() -> None:
         free = sections.pop(name)
         assert isinstance(free, mi.DictType), name
         assert isinstance(free.key_type, mi.StrType) and isinstance(free.value_type, mi.StrType)
+    for name, spec in NAMED_SECTIONS.items():  # free names, each a table of one struct
+        named = sections.pop(name)
+        assert isinstance(named, mi.DictType), name
+        assert isinstance(named.value_type, mi.StructType) and named.value_type.cls is spec
+        assert DEFAULTS[name] == {}, name
     for name, section in sections.items():
         assert isinstance(section, mi.StructType), name
         fields = _fields(section.cls)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import zmq
 
+from console.link.gateways import endpoint_name
 from services import protocol as p
 from services.runtime.launcher import ServiceProcess
 from tests.conftest import ServiceFactory
@@ -137,8 +138,12 @@ def test_status_text_is_a_table_of_feeds_and_gateway(shared: tuple[Fabric, Cli])
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["FEED", "STATE", "MSGS/S"]
     assert lines[1].split()[:2] == [fabric.pub, "OK"]
-    [gw_line] = [line for line in lines if line.startswith(fabric.cmd)]
-    assert gw_line.split()[1] == "UP" and "ACTIVE" in gw_line
+    header = next(line for line in lines if line.startswith("GATEWAY"))
+    assert header.split()[:3] == ["GATEWAY", "ENDPOINT", "STATE"]
+    [gw_line] = [line for line in lines if fabric.cmd in line]
+    name, endpoint, state = gw_line.split()[:3]
+    assert (name, endpoint, state) == (endpoint_name(fabric.cmd), fabric.cmd, "UP")
+    assert "ACTIVE" in gw_line
     assert "health: OK" in lines
 
 

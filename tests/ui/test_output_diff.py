@@ -166,3 +166,13 @@ def test_the_cursor_is_placed_only_while_it_is_shown() -> None:
     assert diff.feed(ends_at_home).endswith("\x1b[1;1H")
     assert diff.feed("\x1b[?25l") == "\x1b[?25l"
     assert not diff.feed(frame((0, 1, "Y", BASE)) + "\x1b[1;1H").endswith("\x1b[1;1H")
+
+
+def test_writes_cut_anywhere_show_the_same_screen() -> None:
+    """Textual writes in 8 KiB chunks on Windows: a cut may fall inside text or an
+    escape sequence, and the next write goes on from where the cut left off."""
+    frames = [frame((0, 0, "ESZ6.CME   5,501.00", BASE), (2, 4, "▲0.75", FLASH)),
+              frame((0, 11, "5,501.25", BASE), (2, 4, "▼0.50", BASE), (4, 0, "end", ""))]
+    for size in (1, 3, 7, 11):
+        chunks = [text[i:i + size] for text in frames for i in range(0, len(text), size)]
+        both(chunks)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 _TOKEN = re.compile(
-    r"\x1b\[([0-9;?]*)([A-Za-z@`~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|(\x1b)"
+    r"\x1b\[([0-9;?<=>]*)([A-Za-z@`~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|(\x1b)"
     r"|([\x00-\x1f])|([^\x00-\x1f\x1b]+)")
 
 
@@ -73,8 +73,15 @@ class VtScreen:
         self.cells = [[(" ", "")] * width for _ in range(height)]
         self.y = self.x = 0
         self.pen = ""
+        self._partial = ""
 
     def feed(self, data: str) -> None:
+        """Like a terminal, a sequence cut between two writes is read as one."""
+        data = self._partial + data
+        cut = re.search(r"\x1b(\[[0-9;?]*|\][^\x07]*)?\Z", data)
+        self._partial = data[cut.start():] if cut else ""
+        if cut:
+            data = data[:cut.start()]
         for match in _TOKEN.finditer(data):
             params, final, _esc, ctl, text = match.groups()
             if text is not None:

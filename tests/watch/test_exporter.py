@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from console.link.gateways import endpoint_name
 from services.runtime.launcher import ServiceProcess
 from tests.conftest import Feed, ServiceFactory, wait_until
 
@@ -91,7 +92,7 @@ def test_metrics_equal_what_was_sent_and_sigterm_stops_it(
         metrics = scrape(url)
         done = value(metrics, "tradeconsole_feed_received_total", feed=ep) == sent + 3
         return metrics if done and value(metrics, "tradeconsole_gateway_up",
-                                         gateway=gateway.endpoints["cmd"],
+                                         gateway=endpoint_name(gateway.endpoints["cmd"]),
                                          endpoint=gateway.endpoints["cmd"]) == 1.0 else None
 
     metrics = wait_until(counted, DEADLINE_S, 0.1, "every frame counted and the gateway UP")
@@ -100,7 +101,7 @@ def test_metrics_equal_what_was_sent_and_sigterm_stops_it(
     assert value(metrics, "tradeconsole_feed_rejected_total", feed=ep) == len(malformed)
     assert value(metrics, "tradeconsole_feed_restarts_total", feed=ep) == 0
     assert value(metrics, "tradeconsole_feed_connection", feed=ep, state="connected") == 1.0
-    gw = {"gateway": gateway.endpoints["cmd"], "endpoint": gateway.endpoints["cmd"]}
+    gw = {"gateway": endpoint_name(gateway.endpoints["cmd"]), "endpoint": gateway.endpoints["cmd"]}
     assert value(metrics, "tradeconsole_gateway_halted", **gw) == 0.0
     assert (value(metrics, "tradeconsole_gateway_rtt_seconds", **gw) or 0) > 0
     wait_until(lambda: value(scrape(url), "tradeconsole_alerts_firing", rule="feed-gaps",
