@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cost, first_frame
+from bench import cost, first_frame, gateway_links
 from bench.feeder import DONE_PREFIX
 from bench.procs import Child
 from bench.raw import rtt_percentiles
@@ -264,6 +264,9 @@ class Bench:
             d["console_latency"], d["raw_heartbeat_beside"] = self.console_latency(cmd)
         finally:
             gateway.stop()
+        self.say("heartbeats: one gateway link, then three with one gateway SIGKILLed ...")
+        d["gateway_links"] = gateway_links.measure(self.workdir / "links",
+                                                   max(150, self.sizes.heartbeats // 2))
         self.say("memory with 10k symbols ...")
         d["rss"] = self.rss()
         self.say("cpu at 30k msg/s ...")
@@ -330,6 +333,15 @@ def summarise(d: dict[str, Any]) -> dict[str, Any]:
         "raw_sub_cpu_pct_30k": d["raw_cpu"]["cpu_pct"],
         "counted_all_30k": cpu["counted_all"],
         **cost.summarise(d["cost"]),
+        # Heartbeats to one gateway through its link: alone, then beside two more links
+        # of which one's gateway is SIGKILLed part-way (bench.gateway_links).
+        "heartbeat_us_p99_one_link": d["gateway_links"]["one_link"]["p99_us"],
+        "heartbeat_us_p99_three_links": d["gateway_links"]["three_links_a"]["p99_us"],
+        "heartbeat_us_p99_after_kill": d["gateway_links"]["three_links_a_after_kill"]["p99_us"],
+        "heartbeat_us_max_three_links": d["gateway_links"]["three_links_a"]["max_us"],
+        "heartbeat_p99_ratio_three_to_one_link":
+            d["gateway_links"]["p99_ratio_three_to_one"],
+        "dead_gateway_down_after_s": d["gateway_links"]["down_after_kill_s"],
     }
     result["goals"] = check_goals(result)
     return result
@@ -412,6 +424,13 @@ def table(r: dict[str, Any]) -> str:
          f"{_num(r['cpu_pct_30k_ingest'], 1)}", "-", "-"),
         ("feeds panel counted every message at 30k msg/s", _num(r["counted_all_30k"]), "-",
          "-"),
+        ("heartbeat p99 through one gateway link, µs", _num(r["heartbeat_us_p99_one_link"]),
+         "-", "-"),
+        ("… through three links, one gateway SIGKILLed meanwhile (ratio to one link), µs",
+         _num(r["heartbeat_us_p99_three_links"]), _num(r["heartbeat_us_p99_one_link"]),
+         _num(r["heartbeat_p99_ratio_three_to_one_link"], 2)),
+        ("… slowest of them, µs; the dead gateway shown DOWN after, s",
+         _num(r["heartbeat_us_max_three_links"]), _num(r["dead_gateway_down_after_s"], 2), "-"),
         ("publisher --rate 0, msg/s", _num(r["publisher_msgs_per_s"]),
          _num(r["raw_publisher_msgs_per_s"]), _num(r["publisher_ratio"], 2)),
     ]

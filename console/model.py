@@ -174,6 +174,7 @@ class GatewayStatus:
     last_ok_ns: int | None        # console clock of the last good reply
     rtt_history_ms: list[float] = field(default_factory=list)
     detail: str = ""
+    node: str | None = None       # the node that answered the last heartbeat
 
 
 ReplyCallback = Callable[[Reply], None]

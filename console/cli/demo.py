@@ -1,10 +1,12 @@
 """`tradeconsole demo`: a whole fabric on this machine in one command.
 
-Starts a publisher and a gateway as child processes on free local ports
-(they bind `tcp://127.0.0.1:*` and announce what they got), opens the console
-against them, and stops them when the console exits — on `q`, Ctrl+C, SIGHUP
-or a crash. The children also get PR_SET_PDEATHSIG, so even a killed console
-leaves no orphans.
+Starts a publisher and two gateways (`paper-a`, `paper-b`, each a paper
+account fed by the same simulated market; `--gateways N` for one to four) as
+child processes on free local ports (they bind `tcp://127.0.0.1:*` and
+announce what they got), opens the console against all of them, and stops
+them when the console exits — on `q`, Ctrl+C, SIGHUP or a crash. The
+children also get PR_SET_PDEATHSIG, so even a killed console leaves no
+orphans.
 """
 
 from __future__ import annotations
@@ -23,12 +25,25 @@ from services.runtime.errors import UsageError
 from services.runtime.launcher import ServiceProcess, ServiceStartError, spawn
 
 ANY_LOCAL = "tcp://127.0.0.1:*"
+MAX_GATEWAYS = 4
+
+
+def gateway_names(count: int) -> list[str]:
+    return [f"paper-{chr(ord('a') + i)}" for i in range(count)]
+
+
+def gateway_key(index: int) -> str:
+    """How --no-console names gateway i: gateway, gateway2, gateway3, …"""
+    return "gateway" if index == 0 else f"gateway{index + 1}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", type=int, default=24, help="simulated symbols (default 24)")
     parser.add_argument("--rate", type=float, default=500.0,
                         help="ticks per second over all symbols (default 500; 0 = flat out)")
+    parser.add_argument("--gateways", type=int, default=2, metavar="N",
+                        help=f"paper gateways to start, 1 to {MAX_GATEWAYS} (default 2: "
+                             "paper-a and paper-b)")
     parser.add_argument("--fps", type=int, help="console frames per second")
     parser.add_argument("--theme", help="console theme")
     parser.add_argument("--readonly", action="store_true", default=None,
@@ -42,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def running_fabric(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str, str]]:
-    """Start publisher then gateway (fed by it); always stop both on the way out."""
+    """Start the publisher then the gateways (fed by it); always stop them on the way out."""
+    if not 1 <= args.gateways <= MAX_GATEWAYS:
+        raise UsageError(f"--gateways must be 1 to {MAX_GATEWAYS}, got {args.gateways}")
     if args.symbols < 1:
         raise UsageError(f"--symbols must be at least 1, got {args.symbols}")
     if args.rate < 0:
@@ -57,18 +74,18 @@ def running_fabric(args: argparse.Namespace, log_dir: Path) -> Iterator[dict[str
             "--rate", str(args.rate), "--node", "demo-pub",
         ], log_path=log_dir / "demo-publisher.stderr")
         started.append(publisher)
-        gateway = spawn("gateway", [
-            "gateway", "--bind", ANY_LOCAL, "--pub-bind", ANY_LOCAL,
-            "--feed", publisher.endpoints["pub"], "--state-dir", str(state_dir),
-            "--node", "demo-gw",
-        ], log_path=log_dir / "demo-gateway.stderr")
-        started.append(gateway)
-        yield {
-            "publisher": publisher.endpoints["pub"],
-            "gateway": gateway.endpoints["cmd"],
-            "gateway_pub": gateway.endpoints["pub"],
-            "state_dir": str(state_dir),
-        }
+        endpoints = {"publisher": publisher.endpoints["pub"]}
+        for index, name in enumerate(gateway_names(args.gateways)):
+            gateway = spawn("gateway", [
+                "gateway", "--bind", ANY_LOCAL, "--pub-bind", ANY_LOCAL,
+                "--feed", publisher.endpoints["pub"],
+                "--state-dir", str(_ensure(state_dir / name)), "--node", f"demo-{name}",
+            ], log_path=log_dir / f"demo-{name}.stderr")
+            started.append(gateway)
+            key = gateway_key(index)
+            endpoints[key] = gateway.endpoints["cmd"]
+            endpoints[f"{key}_pub"] = gateway.endpoints["pub"]
+        yield {**endpoints, "state_dir": str(state_dir)}
     except ServiceStartError as exc:
         raise UsageError(f"demo could not start its services: {exc}") from exc
     finally:
@@ -108,10 +125,12 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from console.cli.run import run_console
 
+        names = gateway_names(args.gateways)
+        keys = [gateway_key(i) for i in range(len(names))]
         return run_console(
             config,
-            feeds=[endpoints["publisher"], endpoints["gateway_pub"]],
-            gateway=endpoints["gateway"],
+            feeds=[endpoints["publisher"], *(endpoints[f"{k}_pub"] for k in keys)],
+            gateway=[f"{name}={endpoints[k]}" for name, k in zip(names, keys, strict=True)],
             title="tradeconsole demo",
             quiet=args.quiet,
         )

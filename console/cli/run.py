@@ -9,7 +9,6 @@ SIGTERM, or a hang-up or end of input on stdin.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
@@ -118,38 +117,33 @@ def run_console(
         raise UsageError("no feed endpoint: give --feed EP or set [endpoints] feeds")
     chosen = resolve_gateways(config, [gateway] if isinstance(gateway, str) else gateway,
                               keys_dir=keys_dir)
-    # The console links to one gateway; with several it shows the first (the
-    # others are for `status`, `kill --all` and the exporter).
-    gateway_ep = chosen[0].endpoint if chosen else ""
-    if chosen and chosen[0].keys_dir:
-        keys_dir = keys_dir or chosen[0].keys_dir
 
+    from console.link.fleet import LinkedGateway
     from console.ui.app import TradeConsole
     from console.ui.runner import HANGUP_EXIT_CODE, run_app
     from services.runtime.logsetup import setup_logging
 
     logging_settings = config.settings.logging
     setup_logging("console", logging_settings.level, logging_settings.dir, stderr=False)
-    if len(chosen) > 1:
-        logging.getLogger(__name__).warning(
-            "%d gateways given; the console links to the first, %s (%s)",
-            len(chosen), chosen[0].name, chosen[0].endpoint)
     source = make_tick_source(endpoints, config, keys_dir=keys_dir)
-    link = make_gateway_client(gateway_ep, config, keys_dir=keys_dir) if gateway_ep else None
+    # One link (and one link process) per gateway: a dead one never delays another.
+    linked = [LinkedGateway(spec, make_gateway_client(spec.endpoint, config,
+                                                      keys_dir=spec.keys_dir))
+              for spec in chosen]
     app = TradeConsole(
-        config, source=source, gateway=link, settings_path=user_config_path(),
+        config, source=source, gateways=linked, settings_path=user_config_path(),
         settings_note=_settings_note(config_file), data_dir=user_data_dir(),
         manage_lifecycle=False, title=title, quiet=quiet,
     )
     # Bad endpoints and keys fail here, with one line, before the terminal is taken over.
     source.start()
     try:
-        if link is not None:
-            link.start()
+        for gateway_link in linked:
+            gateway_link.link.start()
         result, hung_up = run_app(app, watch_stdin=_owns_the_terminal())
     finally:
-        if link is not None:
-            link.stop()
+        for gateway_link in linked:
+            gateway_link.link.stop()
         source.stop()
     if hung_up:
         return HANGUP_EXIT_CODE

@@ -57,6 +57,7 @@ class LinkState:
         self._incident_id: str | None = None
         self._last_ok_ns: int | None = None
         self._inflight_since_ns: int | None = None
+        self._node: str | None = None
 
     # --- the client thread's side ---------------------------------------------------
 
@@ -91,7 +92,17 @@ class LinkState:
                 self._rtt_ms = rtt_ms
                 if rtt_ms is not None:
                     self._rtt_history.append(rtt_ms)
+                self._learn_node(reply.get("data"))
             self._learn_trading_state(action, reply)
+
+    def _learn_node(self, data: Any) -> None:
+        """The node behind the endpoint; a change (a different gateway there now) is logged."""
+        node = data.get("node") if isinstance(data, dict) else None
+        if not isinstance(node, str) or not node or node == self._node:
+            return
+        if self._node is not None:
+            log.warning("gateway %s: node changed from %s to %s", self.endpoint, self._node, node)
+        self._node = node
 
     def _learn_trading_state(self, action: str, reply: dict[str, Any]) -> None:
         """Track ACTIVE/HALTED from any reply that says it (caller holds the lock)."""
@@ -148,4 +159,5 @@ class LinkState:
                 last_ok_ns=self._last_ok_ns,
                 rtt_history_ms=list(self._rtt_history),
                 detail=detail,
+                node=self._node,
             )

@@ -13,13 +13,16 @@ from typing import Any
 
 from textual.widgets import Tab, Tabs
 
+from console.link.fleet import Fleet, LinkedGateway
 from console.link.trading import TradingState
-from console.model import GatewayLink, TickSource
+from console.model import GW_DOWN, GatewayLink, TickSource
 from console.ui import format as fmt
 from console.ui.data_files import stamped_path, write_csv
 from console.ui.screens.detail import DetailScreen
+from console.ui.screens.guarded import Target
 from console.ui.screens.help import HelpScreen
-from console.ui.screens.kill import KillSwitchScreen
+from console.ui.screens.kill import KillScope, KillSwitchScreen
+from console.ui.screens.kill_scope import ALL, KillScopeScreen
 from console.ui.screens.resume import ResumeScreen
 from console.ui.trading import kill_scope_age
 from console.ui.widgets.filter_bar import FilterBar
@@ -37,6 +40,7 @@ class ConsoleActions:
     # Provided by TradeConsole.
     source: TickSource
     gateway: GatewayLink | None
+    fleet: Fleet
     trading: TradingState
     keymap: dict[str, str]
     readonly: bool
@@ -57,6 +61,8 @@ class ConsoleActions:
     toggle_pause: Callable[[], None]
     forget_screen: Callable[[], None]
     _send_heartbeat: Callable[[], None]
+    refresh_status: Callable[[], None]
+    refresh_gateway_panel: Callable[[], None]
 
     def _need_gateway(self) -> bool:
         if self.gateway is None:
@@ -94,16 +100,97 @@ class ConsoleActions:
     def action_kill_switch(self) -> None:
         if not self._need_gateway():
             return
-        assert self.gateway is not None
-        data = self.trading.data
-        self.push_screen(KillSwitchScreen(self.gateway, data.position_list(), data.order_list(),
-                                          kill_scope_age(self.trading, self._clock_ns())))
+        if not self.fleet.several:
+            assert self.gateway is not None
+            data = self.trading.data
+            self.push_screen(KillSwitchScreen(self.gateway, data.position_list(),
+                                              data.order_list(),
+                                              kill_scope_age(self.trading, self._clock_ns())))
+            return
+        choices = [(g.name, self._gateway_line(g)) for g in self.fleet]
+        self.push_screen(KillScopeScreen(choices, self.fleet.selected), self._kill_scope_chosen)
+
+    def _gateway_line(self, linked: LinkedGateway) -> str:
+        data = linked.trading.data
+        state = linked.trading.state or "trading ?"
+        flags = " · read-only" if linked.readonly else ""
+        return (f"{linked.state} · {state} · {len(data.order_list())} order(s), "
+                f"{len(data.position_list())} position(s){flags}")
+
+    def _kill_scope(self, linked: LinkedGateway) -> KillScope:
+        data = linked.trading.data
+        notes = []
+        if linked.state == GW_DOWN:
+            notes.append("DOWN: last known")
+        if linked.readonly:
+            notes.append("read-only: not sent")
+        return KillScope(linked.name, data.position_list(), data.order_list(),
+                         kill_scope_age(linked.trading, self._clock_ns()), "; ".join(notes))
+
+    def _kill_scope_chosen(self, choice: str | None) -> None:
+        if choice is None:
+            return
+        if choice == ALL:
+            chosen = list(self.fleet)
+            targets = [Target(g.name, g.link) for g in chosen if not g.readonly]
+            if not targets:
+                self.notify("Every gateway is read-only: nothing to fire", severity="warning")
+                return
+            self.push_screen(KillSwitchScreen(targets, scopes=[self._kill_scope(g)
+                                                               for g in chosen],
+                                              all_scope=True))
+            return
+        linked = self.fleet.get(choice)
+        if linked is None:
+            return
+        if linked.readonly:
+            self._refuse_readonly(linked, "The kill switch")
+            return
+        self.push_screen(KillSwitchScreen([Target(linked.name, linked.link)],
+                                          scopes=[self._kill_scope(linked)]))
+
+    def _refuse_readonly(self, linked: LinkedGateway, what: str) -> None:
+        self.notify(f"{what} is disabled for {linked.name}: it is read-only "
+                    f"([gateways.{linked.name}] readonly = true)", severity="warning",
+                    title="Read-only")
 
     def action_resume(self) -> None:
         if not self._need_gateway():
             return
-        assert self.gateway is not None
-        self.push_screen(ResumeScreen(self.gateway, self.trading.incident_id))
+        if not self.fleet.several:
+            assert self.gateway is not None
+            self.push_screen(ResumeScreen(self.gateway, self.trading.incident_id))
+            return
+        linked = self.fleet.get(self.fleet.selected) if self.fleet.selected else None
+        if linked is None:
+            halted = [g for g in self.fleet if g.trading.halted]
+            if len(halted) != 1:
+                which = ", ".join(g.name for g in halted) or "none is halted"
+                self.notify(f"Resume acts on one gateway: select it first with "
+                            f"{self._key_of('select_gateway')} ({which})", severity="warning")
+                return
+            linked = halted[0]
+        if linked.readonly:
+            self._refuse_readonly(linked, "Resume")
+            return
+        screen = ResumeScreen([Target(linked.name, linked.link)], linked.trading.incident_id)
+        screen.title_text = f"RESUME TRADING on {linked.name}"
+        self.push_screen(screen)
+
+    def _key_of(self, command: str) -> str:
+        keys = self.keymap.get(command, "")
+        return keys.split(",")[0] if keys else command
+
+    def action_select_gateway(self) -> None:
+        if not self._need_gateway():
+            return
+        if not self.fleet.several:
+            self.notify("Only one gateway is linked", timeout=3)
+            return
+        chosen = self.fleet.cycle()
+        self.notify(f"Gateway panel: {chosen or 'all gateways'}", timeout=2)
+        self.refresh_gateway_panel()
+        self.refresh_status()
 
     def action_pause(self) -> None:
         self.toggle_pause()

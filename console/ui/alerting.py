@@ -1,7 +1,7 @@
 """The console's side of alerts: evaluate from the frame, tell the person at the screen.
 
 A mixin of `TradeConsole` (console.ui.app). The frame loop hands it the
-frame's feeds and gateway status; at most every `evaluate_every_s` it builds
+frame's feeds and every gateway's status; at most every `evaluate_every_s` it builds
 an `Observation` of them and the trading state and lets the `AlertWatch`
 (console.watch, shared with the exporter) decide. Firing and resolving
 alerts become toasts, critical ones ring the terminal bell (again every
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from console.link.trading import TradingState
-from console.model import FeedRow, GatewayStatus
+from console.link.fleet import Fleet
+from console.model import FeedRow
 from console.ui.screens.alerts import AlertsScreen
 from console.watch.engine import FIRING, SEVERITY_RANK, Transition
 from console.watch.observation import Observation, observe_gateway
@@ -31,7 +31,7 @@ class ConsoleAlerting:
 
     # Provided by TradeConsole.
     config: Any
-    trading: TradingState
+    fleet: Fleet
     keymap: dict[str, str]
     screen: Any
     _clock_ns: Callable[[], int]
@@ -52,14 +52,14 @@ class ConsoleAlerting:
     def _now_s(self) -> float:
         return self._clock_ns() / 1e9
 
-    def _evaluate_alerts(self, feeds: list[FeedRow], status: GatewayStatus | None) -> bool:
+    def _evaluate_alerts(self, feeds: list[FeedRow]) -> bool:
         """Evaluate if due; True when the badge changed (the status bar must repaint)."""
         watch = self.alert_watch
         now = self._now_s()
         if not watch.due(now):
             return False
-        gateways = [] if status is None else \
-            [observe_gateway(status.endpoint, status, self.trading)]
+        gateways = [observe_gateway(g.name, g.status, g.trading)
+                    for g in self.fleet if g.status is not None]
         transitions = watch.observe(Observation(now_s=now, feeds=feeds, gateways=gateways))
         self._tell(transitions, now)
         screen = self.screen

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +29,8 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
+from console.link.fleet import Fleet, LinkedGateway
+from console.link.gateways import GatewaySpec, endpoint_name
 from console.link.trading import TradingState
 from console.model import GatewayLink, Reply, TickSource
 from console.ui.actions import ConsoleActions
@@ -83,6 +85,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         *,
         source: TickSource,
         gateway: GatewayLink | None = None,
+        gateways: Sequence[LinkedGateway] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         wall_ns: Callable[[], int] = time.time_ns,
         data_dir: Path | None = None,
@@ -104,7 +107,13 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
             self.title = title
         self.config = config
         self.source = source
-        self.gateway = gateway
+        if gateways is None:  # one unnamed link: named after its endpoint (then its node)
+            endpoint = str(getattr(gateway, "endpoint", "gateway"))
+            gateways = [] if gateway is None else [LinkedGateway(
+                GatewaySpec(endpoint_name(endpoint), endpoint, readonly=console.readonly),
+                gateway)]
+        self.fleet = Fleet(gateways)
+        self._no_trading = TradingState()
         self.readonly = console.readonly
         self.fps = console.fps
         self._clock_ns = clock_ns
@@ -124,10 +133,23 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         self._init_frame_state()
         self._view = "ticks"
         self._recording: Path | None = None
-        self.trading = TradingState()
         self.last_heartbeat: Reply | None = None
         self.notices: deque[str] = deque(maxlen=NOTICES_KEPT)
         self._init_alerting(quiet, lambda: self._wall_ns() / 1e9)
+
+    # --- the gateways ---------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> GatewayLink | None:
+        """The selected gateway's link (the first one while all are shown)."""
+        current = self.fleet.current
+        return current.link if current is not None else None
+
+    @property
+    def trading(self) -> TradingState:
+        """The selected gateway's trading state (the first one while all are shown)."""
+        current = self.fleet.current
+        return current.trading if current is not None else self._no_trading
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -180,8 +202,8 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         share_the_gil()
         if self._manage_lifecycle:
             self.source.start()
-            if self.gateway is not None:
-                self.gateway.start()
+            for linked in self.fleet:
+                linked.link.start()
         # Painting is bulk work: while the UI gets the CPU it needs, the gateway
         # link, the feeds and the fabric's processes preempt it the moment they
         # wake (services.runtime.scheduling).
@@ -191,7 +213,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
         self.table.focus()
         self._frame()
         self._start_frames()
-        if self.gateway is not None:
+        if self.fleet:
             self._poll_gateway()
             self.set_interval(self._poll_interval_s, self._poll_gateway, name="poll")
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
@@ -204,8 +226,8 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
             self._pace.stop()
         self.alert_watch.close()  # hooks still running get a moment to finish
         if self._manage_lifecycle:
-            if self.gateway is not None:
-                self.gateway.stop()
+            for linked in self.fleet:
+                linked.link.stop()
             self.source.stop()
 
     def on_resize(self) -> None:

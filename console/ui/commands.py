@@ -52,14 +52,19 @@ COMMANDS: tuple[Command, ...] = (
             "Open the detail pane of the selected symbol: depth, last ticks, sparkline",
             "open_detail"),
     Command("heartbeat", "h", "Send heartbeat",
-            "Send a heartbeat to the gateway now and show its round trip", "heartbeat",
+            "Send a heartbeat to the gateway now (the selected one, or every one) and show "
+            "its round trip", "heartbeat",
             footer="Heartbeat"),
     Command("kill_switch", "k", "Kill switch",
-            "Open the guarded kill switch (halt trading, optionally flatten)", "kill_switch",
+            "Open the guarded kill switch (halt trading, optionally flatten; with several "
+            "gateways one of them or ALL)", "kill_switch",
             state_changing=True, footer="Kill"),
     Command("resume", "R", "Resume trading",
             "Release the kill switch (needs the incident id and a typed RESUME)", "resume",
             state_changing=True),
+    Command("select_gateway", "g", "Select gateway",
+            "With several gateways: show the next one in the gateway panel (all, then each); "
+            "the kill switch and heartbeat start from it", "select_gateway"),
     Command("alerts", "a", "Alerts",
             "Show firing and recently resolved alerts, with since and duration", "alerts",
             footer="Alerts"),

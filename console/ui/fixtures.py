@@ -16,6 +16,7 @@ from typing import Any
 from console.feed.book import FeedBook
 from console.model import (
     CONN_CONNECTED,
+    GW_DOWN,
     GW_UP,
     FrameUpdate,
     GatewayStatus,
@@ -155,6 +156,8 @@ class FrozenGateway:
     incident_id: str | None = None
     reason: str | None = None
     down: bool = False
+    node: str = "gw-1"
+    account_id: str = "PAPER-1"
     requests: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     last_kill: dict[str, Any] = field(default_factory=dict)
     positions: list[dict[str, Any]] = field(default_factory=lambda: [
@@ -175,15 +178,21 @@ class FrozenGateway:
         pass
 
     def status(self) -> GatewayStatus:
+        if self.down:
+            return GatewayStatus(
+                endpoint=self.endpoint, state=GW_DOWN, rtt_ms=None,
+                trading_state=self.trading_state, incident_id=self.incident_id,
+                last_ok_ns=None, detail="no reply", node=self.node)
         return GatewayStatus(
             endpoint=self.endpoint, state=GW_UP, rtt_ms=0.42, trading_state=self.trading_state,
             incident_id=self.incident_id, last_ok_ns=self.clock_ns(),
             rtt_history_ms=[0.40, 0.45, 0.41, 0.52, 0.43, 0.39, 0.47, 0.42] * 4,
+            node=self.node,
         )
 
     def _data(self, action: str, payload: dict[str, Any]) -> Any:
         if action == HEARTBEAT:
-            return {"node": "gw-1", "uptime_s": 60.0, "trading_state": self.trading_state,
+            return {"node": self.node, "uptime_s": 60.0, "trading_state": self.trading_state,
                     "ts_ns": FROZEN_WALL_NS}
         if action == GET_STATUS:
             return {"trading_state": self.trading_state, "incident_id": self.incident_id,
@@ -194,7 +203,7 @@ class FrozenGateway:
         if action == GET_ORDERS:
             return list(self.orders)
         if action == GET_ACCOUNT_INFO:
-            return {"account_id": "PAPER-1", "currency": "USD", "balance": 1_000_000.0,
+            return {"account_id": self.account_id, "currency": "USD", "balance": 1_000_000.0,
                     "equity": 1_000_075.0, "unrealized_pnl": 75.0, "realized_pnl": 0.0,
                     "margin_used": 54_732.0}
         if action == KILL_SWITCH:

@@ -12,8 +12,9 @@ from typing import Any
 
 from textual.widgets import Tab, Tabs
 
+from console.link.fleet import Fleet, LinkedGateway
 from console.link.trading import EVENT_POLLS, TradingState
-from console.model import FrameUpdate, GatewayLink, GatewayStatus, TickSource
+from console.model import FrameUpdate, TickSource
 from console.ui.frame_pace import FramePace
 from console.ui.screens.detail import DetailScreen
 from console.ui.widgets import paint_yield
@@ -21,7 +22,14 @@ from console.ui.widgets.charts import ChartsPanel
 from console.ui.widgets.feeds_panel import FeedsPanel
 from console.ui.widgets.filter_bar import FilterBar
 from console.ui.widgets.gateway_panel import GatewayPanel
-from console.ui.widgets.status_bar import HaltedBanner, HaltView, StatusBar, StatusView, feeds_ok
+from console.ui.widgets.status_bar import (
+    GatewayBadge,
+    HaltedBanner,
+    HaltView,
+    StatusBar,
+    StatusView,
+    feeds_ok,
+)
 from console.ui.widgets.telemetry_pane import TelemetryPane
 from console.ui.widgets.tick_table import TickTable
 from services.protocol import GET_STATUS
@@ -36,7 +44,7 @@ class FrameLoop:
 
     # Provided by TradeConsole.
     source: TickSource
-    gateway: GatewayLink | None
+    fleet: Fleet
     fps: int
     readonly: bool
     trading: TradingState
@@ -54,8 +62,9 @@ class FrameLoop:
     _ui_ready: bool
     _recording: Any
     _clock_ns: Callable[[], int]
-    _request_poll: Callable[[str], None]            # console.ui.gateway_view
-    _evaluate_alerts: Callable[[list[Any], GatewayStatus | None], bool]  # console.ui.alerting
+    _request_poll: Callable[..., None]              # console.ui.gateway_view
+    notify: Callable[..., None]
+    _evaluate_alerts: Callable[[list[Any]], bool]   # console.ui.alerting
     alert_badge: Callable[[], tuple[int, int, str | None]]
 
     def _init_frame_state(self) -> None:
@@ -68,7 +77,7 @@ class FrameLoop:
         self._feed_states: list[str] = []
         self._exchange_tabs: dict[str, str] = {}     # tab id -> exchange
         self._exchanges_seen: set[str] = set()
-        self._gateway_seen: tuple[str, str | None] | None = None
+        self._gateway_seen: list[tuple[str, str | None]] = []
         self._pace: FramePace | None = None
 
     @property
@@ -110,27 +119,43 @@ class FrameLoop:
             self.charts.show_history(update.history)
         if update.telemetry or update.events:
             self._apply_telemetry(update)
-        status = self.gateway.status() if self.gateway is not None else None
-        if status is not None:
-            seen = (status.state, status.trading_state)
-            news = news or seen != self._gateway_seen
-            self._gateway_seen = seen
-            if self.trading.note_status(status):
-                self._request_poll(GET_STATUS)
-            self.charts.show_rtt(status.rtt_history_ms)
-        if self._evaluate_alerts(update.feeds, status) and not panels:
-            self._show_status(status)  # a new alert shows in this frame, not the next panel one
+        news = self._refresh_gateways() or news
+        if self._evaluate_alerts(update.feeds) and not panels:
+            self._show_status()  # a new alert shows in this frame, not the next panel one
         if panels:
             if self._recording is not None and getattr(self.source, "recording", None) is None:
                 self._recording = None  # stopped by a write error or an ingest restart
-            self._show_status(status)
-            self.gateway_panel.show_data(self.trading.data, now, self.gateway is not None)
+            self._show_status()
+            self.gateway_panel.show_fleet(self.fleet, now)
             self.filter_bar.set_summary(self.table.row_count, self.table.total_rows)
         screen = self.screen
         if isinstance(screen, DetailScreen) and screen.vt_symbol in update.rows:
             screen.show_detail(self.source.detail(screen.vt_symbol), now)
         if self._pace is not None:
             self._pace.after_frame(news)
+
+    def _refresh_gateways(self) -> bool:
+        """Every link's status, read once a frame; True when one's state changed."""
+        seen = []
+        for linked in self.fleet:
+            node = linked.status.node if linked.status is not None else None
+            status = linked.refresh()
+            seen.append((status.state, status.trading_state))
+            if node and status.node and status.node != node:  # the link logged it too
+                self.notify(f"Gateway {linked.name} at {status.endpoint}: node changed from "
+                            f"{node} to {status.node}", severity="warning", timeout=10)
+            if linked.trading.note_status(status):
+                self._request_poll(GET_STATUS, linked)
+        current = self.fleet.current
+        if current is not None and current.status is not None:
+            self.charts.show_rtt(current.status.rtt_history_ms)
+        changed = seen != self._gateway_seen
+        self._gateway_seen = seen
+        return changed
+
+    def refresh_gateway_panel(self) -> None:
+        """Repaint the gateway panel now (after the selection changed)."""
+        self.gateway_panel.show_fleet(self.fleet, self._clock_ns())
 
     def _start_frames(self) -> None:
         """Frames at `fps` from now on, slower while idle (console.ui.frame_pace)."""
@@ -178,7 +203,7 @@ class FrameLoop:
 
     def refresh_status(self) -> None:
         """Repaint the status bar now (after a pause or an acknowledgement)."""
-        self._show_status(self.gateway.status() if self.gateway is not None else None)
+        self._show_status()
 
     def _note_exchanges(self, update: FrameUpdate) -> None:
         known = self._exchanges_seen
@@ -200,13 +225,18 @@ class FrameLoop:
                 self._request_poll(action)
         self.telemetry.refresh_view()
 
-    def _show_status(self, status: GatewayStatus | None) -> None:
-        trading = self.trading
+    def _show_status(self) -> None:
+        current = self.fleet.current
+        status = current.status if current is not None else None
+        trading = current.trading if current is not None else None
         firing, unacked, worst = self.alert_badge()
+        badges = tuple(
+            GatewayBadge(g.short, g.state, g.status.rtt_ms if g.status else None, g.trading.state)
+            for g in self.fleet) if self.fleet.several else ()
         self.status_bar.show(StatusView(
             gateway_state=status.state if status is not None else None,
             rtt_ms=status.rtt_ms if status is not None else None,
-            trading_state=trading.state,
+            trading_state=trading.state if trading is not None else None,
             feeds_ok=feeds_ok(self._feed_states),
             feeds_total=len(self._feed_states),
             received_total=self._received_total,
@@ -217,6 +247,19 @@ class FrameLoop:
             alerts_firing=firing,
             alerts_unacked=unacked,
             alerts_worst=worst,
+            badges=badges,
         ))
-        halt = HaltView(trading.incident_id, trading.halt_reason) if trading.halted else None
-        self.banner.show(halt)
+        self.banner.show(self._halt_view())
+
+    def _halt_view(self) -> HaltView | None:
+        """The banner: the halted gateway (the selected one first), naming any others."""
+        halted: list[LinkedGateway] = [g for g in self.fleet if g.trading.halted]
+        if not halted:
+            return None
+        current = self.fleet.current
+        first = current if current in halted else halted[0]
+        trading = first.trading
+        if not self.fleet.several:
+            return HaltView(trading.incident_id, trading.halt_reason)
+        others = tuple(g.name for g in halted if g is not first)
+        return HaltView(trading.incident_id, trading.halt_reason, first.name, others)

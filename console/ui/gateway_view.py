@@ -2,7 +2,8 @@
 
 A mixin of `TradeConsole` (console.ui.app). Replies come back on the gateway
 client's thread and are posted to the app as messages (a few per second at
-most); what they mean for the trading state is decided in console.link.trading.
+most), each naming its gateway; what they mean for that gateway's trading
+state is decided in console.link.trading.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from textual.message import Message
 
+from console.link.fleet import Fleet, LinkedGateway
 from console.link.trading import POLLED_ACTIONS, TradingState
-from console.model import GatewayLink, Reply
+from console.model import Reply
 from console.ui.screens.guarded import GuardedReply
 from services.protocol import GET_STATUS, HEARTBEAT, KILL_SWITCH, RESUME_TRADING
 
@@ -21,17 +23,18 @@ from services.protocol import GET_STATUS, HEARTBEAT, KILL_SWITCH, RESUME_TRADING
 class PollReplied(Message):
     """A GET_* poll or a heartbeat came back (posted from the gateway client's thread)."""
 
-    def __init__(self, action: str, reply: Reply) -> None:
+    def __init__(self, gateway: str, action: str, reply: Reply) -> None:
         super().__init__()
+        self.gateway = gateway
         self.action = action
         self.reply = reply
 
 
 class GatewayView:
-    """Polling the gateway, taking its replies and saying what they mean."""
+    """Polling every gateway, taking their replies and saying what they mean."""
 
     # Provided by TradeConsole.
-    gateway: GatewayLink | None
+    fleet: Fleet
     trading: TradingState
     last_heartbeat: Reply | None
     _clock_ns: Callable[[], int]
@@ -50,52 +53,60 @@ class GatewayView:
         for action in POLLED_ACTIONS:
             self._request_poll(action)
 
-    def _request_poll(self, action: str) -> None:
-        """Send a read request unless the same one is still in flight."""
-        if self.gateway is None or not self.trading.start_poll(action):
-            return
-        self.gateway.request(action, on_reply=self._reply_poster(action))
+    def _request_poll(self, action: str, gateway: LinkedGateway | None = None) -> None:
+        """Send a read request to `gateway` (None: every one) unless it is still in flight."""
+        for linked in (self.fleet if gateway is None else (gateway,)):
+            if linked.trading.start_poll(action):
+                linked.link.request(action, on_reply=self._reply_poster(linked.name, action))
 
     def _send_heartbeat(self) -> None:
-        assert self.gateway is not None
-        self.gateway.request(HEARTBEAT, on_reply=self._reply_poster(HEARTBEAT))
+        """A heartbeat to the selected gateway, or to every one while all are shown."""
+        for linked in self.fleet.in_view():
+            linked.link.request(HEARTBEAT, on_reply=self._reply_poster(linked.name, HEARTBEAT))
 
-    def _reply_poster(self, action: str) -> Callable[[Reply], None]:
+    def _reply_poster(self, gateway: str, action: str) -> Callable[[Reply], None]:
         def post(reply: Reply) -> None:  # runs on the gateway client's thread
-            self.post_message(PollReplied(action, reply))
+            self.post_message(PollReplied(gateway, action, reply))
         return post
 
     def on_poll_replied(self, message: PollReplied) -> None:
+        linked = self.fleet.get(message.gateway)
+        if linked is None:
+            return
         action, reply = message.action, message.reply
         if action == HEARTBEAT:
-            self._show_heartbeat(reply)
+            self._show_heartbeat(linked, reply)
             return
-        if self.trading.take_poll_reply(action, reply, self._clock_ns()):
-            self._request_poll(GET_STATUS)  # fetch the incident id and reason
+        if linked.trading.take_poll_reply(action, reply, self._clock_ns()):
+            self._request_poll(GET_STATUS, linked)  # fetch the incident id and reason
 
     def on_guarded_reply(self, message: GuardedReply) -> None:
         reply = message.reply
-        if not reply.ok:
+        linked = self.fleet.get(message.gateway)
+        if not reply.ok or linked is None:
             return
-        if self.trading.take_guarded_reply(message.action, reply, message.payload):
-            self._request_poll(GET_STATUS)
+        if linked.trading.take_guarded_reply(message.action, reply, message.payload):
+            self._request_poll(GET_STATUS, linked)
         data: dict[str, Any] = reply.data if isinstance(reply.data, dict) else {}
+        where = f"{linked.name}: " if self.fleet.several else ""
         if message.action == KILL_SWITCH:
-            self.notify(f"Trading HALTED, incident {data.get('incident_id', '?')}",
+            self.notify(f"{where}Trading HALTED, incident {data.get('incident_id', '?')}",
                         severity="error", timeout=8)
         elif message.action == RESUME_TRADING:
-            self.notify("Trading resumed", timeout=5)
+            self.notify(f"{where}Trading resumed", timeout=5)
         for action in POLLED_ACTIONS:
-            self._request_poll(action)
+            self._request_poll(action, linked)
 
-    def _show_heartbeat(self, reply: Reply) -> None:
+    def _show_heartbeat(self, linked: LinkedGateway, reply: Reply) -> None:
         self.last_heartbeat = reply
+        title = f"Gateway {linked.name}" if self.fleet.several else "Gateway"
         if reply.ok and reply.rtt_ms is not None:
             data = reply.data if isinstance(reply.data, dict) else {}
             self.notify(f"Heartbeat RTT {reply.rtt_ms:.2f} ms · {data.get('node', '?')} · "
-                        f"{data.get('trading_state', '?')}", title="Gateway", timeout=4)
+                        f"{data.get('trading_state', '?')}", title=title, timeout=4)
         elif reply.delivered:
-            self.notify(f"Heartbeat answered {reply.status}: {reply.error}", severity="warning")
+            self.notify(f"Heartbeat answered {reply.status}: {reply.error}", severity="warning",
+                        title=title)
         else:
             self.notify("Heartbeat not answered: the gateway is DOWN", severity="error",
-                        title="Gateway")
+                        title=title)

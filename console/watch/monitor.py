@@ -1,9 +1,10 @@
 """The console's data layer without a screen: what `tradeconsole exporter` serves.
 
-The same tick source (console.cli.run.make_tick_source) and gateway link
-(make_gateway_client) as the console, the same polls kept in the same
-`TradingState`, the same `AlertWatch`. One thread drains the source and
-takes the link's replies every `interval_s`; a scrape reads the latest
+The same tick source (console.cli.run.make_tick_source) and gateway links
+(make_gateway_client, one per gateway) as the console, each a
+console.link.fleet `LinkedGateway` with its polls kept in its `TradingState`,
+the same `AlertWatch`. One thread drains the source and takes the links'
+replies every `interval_s`; a scrape reads the latest
 `Snapshot` under a lock and never waits on a socket.
 """
 
@@ -16,8 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from console.link.trading import EVENT_POLLS, POLLED_ACTIONS, TradingState
-from console.model import FeedRow, GatewayLink, GatewayStatus, Reply, TickSource
+from console.link.fleet import LinkedGateway
+from console.link.gateways import GatewaySpec
+from console.link.trading import EVENT_POLLS, POLLED_ACTIONS
+from console.model import FeedRow, GatewayLink, Reply, TickSource
 from console.watch.engine import Alert
 from console.watch.observation import GatewayObservation, Observation, observe_gateway
 from console.watch.watcher import AlertWatch
@@ -28,15 +31,11 @@ log = logging.getLogger(__name__)
 DRAIN_INTERVAL_S = 0.25
 
 
-@dataclass(slots=True)
-class WatchedGateway:
-    """One gateway link and what its polls have told."""
+@dataclass(eq=False, slots=True)
+class WatchedGateway(LinkedGateway):
+    """A console.link.fleet gateway whose poll replies wait in a queue for the next cycle."""
 
-    name: str
-    link: GatewayLink
-    trading: TradingState = field(default_factory=TradingState)
     replies: queue.SimpleQueue[tuple[str, Reply]] = field(default_factory=queue.SimpleQueue)
-    status: GatewayStatus | None = None
 
     def poll(self, action: str) -> None:
         if self.trading.start_poll(action):
@@ -66,7 +65,9 @@ class Monitor:
                  interval_s: float = DRAIN_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
-        self.gateways = [WatchedGateway(name, link) for name, link in gateways]
+        self.gateways = [
+            WatchedGateway(GatewaySpec(name, str(getattr(link, "endpoint", name))), link)
+            for name, link in gateways]
         self.watch = watch
         self.poll_interval_s = poll_interval_s
         self.interval_s = interval_s
@@ -127,13 +128,13 @@ class Monitor:
         observed = []
         for gateway in self.gateways:
             self._take_replies(gateway, now_ns)
-            gateway.status = gateway.link.status()
-            if gateway.trading.note_status(gateway.status):
+            status = gateway.refresh()
+            if gateway.trading.note_status(status):
                 gateway.poll(GET_STATUS)
             if poll_all:
                 for action in POLLED_ACTIONS:
                     gateway.poll(action)
-            observed.append(observe_gateway(gateway.name, gateway.status, gateway.trading))
+            observed.append(observe_gateway(gateway.name, status, gateway.trading))
         observation = Observation(now_s=now, feeds=update.feeds, gateways=observed)
         if self.watch.due(now):
             self.watch.observe(observation)

@@ -72,3 +72,16 @@ def test_app_probe_reads_the_real_consoles_feeds_panel(tmp_path: Path) -> None:
         feeder.stop()
     assert result["received"] == count
     assert result["panel_total"] == count and result["counted_all"] is True
+
+
+def test_gateway_links_counts_every_heartbeat_and_sees_the_kill(tmp_path: Path) -> None:
+    """The three-link phase really kills gateway C and times every heartbeat to A and B."""
+    from bench import gateway_links
+
+    result = gateway_links.measure(tmp_path, 30)
+    for phase in ("raw", "one_link", "three_links_a", "three_links_b"):
+        assert result[phase]["count"] == 30, phase
+    assert result["three_links_a_before_kill"]["count"] == 11
+    assert result["three_links_a_after_kill"]["count"] == 19
+    assert result["down_after_kill_s"] > 0
+    assert "three links / one link" in gateway_links.table(result)

@@ -1,4 +1,4 @@
-"""`tradeconsole demo` starts both services and leaves no orphans behind."""
+"""`tradeconsole demo` starts its services (a publisher, two gateways) and leaves no orphans."""
 
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ def test_demo_serves_ticks_and_stops_its_children(tmp_path: Path) -> None:
     try:
         endpoints: dict[str, str] = {}
         assert proc.stdout is not None
-        while len(endpoints) < 4:
+        while "state_dir" not in endpoints:
             line = proc.stdout.readline()
             assert line, f"demo exited early: {proc.stderr.read() if proc.stderr else ''}"
             name, _, value = line.strip().partition(" ")
             endpoints[name] = value.strip()
-        children = wait_until(lambda: len(_children(proc.pid)) == 2 and _children(proc.pid),
-                              message="two child services")
+        assert {"gateway", "gateway_pub", "gateway2", "gateway2_pub"} <= set(endpoints)
+        children = wait_until(lambda: len(_children(proc.pid)) == 3 and _children(proc.pid),
+                              message="three child services (publisher, paper-a, paper-b)")
 
         ctx = zmq.Context()
         try:
@@ -85,8 +86,8 @@ def test_demo_children_die_when_the_demo_is_killed(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     try:
-        children = wait_until(lambda: len(_children(proc.pid)) == 2 and _children(proc.pid),
-                              timeout=30, message="two child services")
+        children = wait_until(lambda: len(_children(proc.pid)) == 3 and _children(proc.pid),
+                              timeout=30, message="three child services")
         proc.kill()  # SIGKILL: no cleanup code runs in the demo itself
         proc.wait(timeout=10)
         wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10,

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
+from console.link.fleet import LinkedGateway
+from console.link.gateways import GatewaySpec
 from console.ui.app import TradeConsole
 from console.ui.fixtures import FrozenGateway, FrozenSource, build_frozen_book
 from services.runtime.config import load_config
@@ -133,3 +135,52 @@ def test_kill_modal_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch)
         assert labels[0].startswith("( ) FLATTEN") and labels[1].startswith("(●) HALT")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=choose_halt)
+
+
+# --- several gateways -----------------------------------------------------------------------
+
+
+def fleet_app(count: int = 3) -> TradeConsole:
+    """Three gateways (paper-a UP and ACTIVE, paper-b HALTED, paper-c DOWN), or `count`."""
+    book, clock = build_frozen_book(symbols=24, ticks=600, seed=42)
+    config = load_config(use_user_file=False, env={})
+    gateways = []
+    for index in range(count):
+        name = f"paper-{chr(ord('a') + index)}"
+        link = FrozenGateway(endpoint=f"tcp://127.0.0.1:{5555 + 10 * index}",
+                             clock_ns=clock.mono_ns, node=f"gw-{name}",
+                             account_id=f"PAPER-{index + 1}")
+        if index == 1:
+            link.trading_state, link.incident_id = "HALTED", "INC-0042"
+            link.reason = "runaway strategy"
+        if index == 2:
+            link.down = True
+        gateways.append(LinkedGateway(GatewaySpec(name, link.endpoint), link))
+    return TradeConsole(config, source=FrozenSource(book), gateways=gateways,
+                        clock_ns=clock.mono_ns, wall_ns=clock.wall_ns, freeze_gc=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_three_gateways(snap_compare: Any, size: tuple[int, int]) -> None:
+    """A badge per gateway (UP, HALTED, DOWN), the HALTED banner naming paper-b, and (wide)
+    the accounts of all three with their totals and a gateway column."""
+    async def settle(pilot: Any) -> None:
+        await pilot.pause()
+        if size[0] < 100:
+            await pilot.press("v", "v")  # the gateway panel, one view at a time
+        await pilot.pause()
+
+    assert snap_compare(fleet_app(), terminal_size=size, run_before=settle)
+
+
+def test_kill_all_modal(snap_compare: Any) -> None:
+    """`k` with several gateways asks for the scope; ALL lists what each gateway will touch
+    and wants KILL ALL."""
+    async def choose_all(pilot: Any) -> None:
+        await pilot.press("k")
+        await pilot.pause()
+        await pilot.press("enter")  # ALL is highlighted while every gateway is shown
+        await pilot.press(*"KILL AL")
+        await steady_cursor(pilot)
+
+    assert snap_compare(fleet_app(), terminal_size=(160, 45), run_before=choose_all)

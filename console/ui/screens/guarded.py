@@ -2,13 +2,17 @@
 
 The action button stays disabled until the confirmation input holds exactly
 the phrase (`KILL`, `RESUME`); Enter with anything else does nothing; Escape
-cancels. The request id is made once per dialog, so Retry after a lost
-reply re-sends the *same* request and the gateway acts on it at most once.
+cancels. The request id is made once per dialog and gateway, so Retry after
+a lost reply re-sends the *same* request and the gateway acts on it at most
+once. A dialog may act on several gateways at once (the kill switch's ALL
+scope): each gets its own request, all are sent together, each outcome is
+shown on its own line, and Retry re-sends only those that were not delivered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -25,13 +29,26 @@ IDLE, SENDING, DONE, UNDELIVERED, REFUSED = "idle", "sending", "done", "undelive
 
 
 class GuardedReply(Message):
-    """Posted to the app when a guarded command got its final answer."""
+    """Posted to the app when a guarded command got its final answer from one gateway."""
 
-    def __init__(self, action: str, reply: Reply, payload: dict[str, Any]) -> None:
+    def __init__(self, action: str, reply: Reply, payload: dict[str, Any],
+                 gateway: str = "") -> None:
         super().__init__()
         self.action = action
         self.reply = reply
         self.payload = payload
+        self.gateway = gateway
+
+
+@dataclass(eq=False, slots=True)
+class Target:
+    """One gateway a guarded dialog acts on, its request id and its outcome so far."""
+
+    name: str
+    link: GatewayLink
+    req_id: str = ""
+    state: str = IDLE
+    reply: Reply | None = None
 
 
 class GuardedScreen(ModalScreen[None]):
@@ -47,9 +64,10 @@ class GuardedScreen(ModalScreen[None]):
     class ReplyArrived(Message):
         """The gateway client delivered the outcome (from its own thread)."""
 
-        def __init__(self, reply: Reply) -> None:
+        def __init__(self, reply: Reply, gateway: str = "") -> None:
             super().__init__()
             self.reply = reply
+            self.gateway = gateway
 
     DEFAULT_CSS = """
     GuardedScreen { align: center middle; }
@@ -72,14 +90,36 @@ class GuardedScreen(ModalScreen[None]):
     GuardedScreen #retry.-shown { display: block; }
     """
 
-    def __init__(self, gateway: GatewayLink,
-                 req_id_factory: Callable[[], str] = new_req_id) -> None:
+    def __init__(self, gateway: GatewayLink | Sequence[Target],
+                 req_id_factory: Callable[[], str] = new_req_id,
+                 phrase: str | None = None) -> None:
         super().__init__()
-        self._gateway = gateway
-        self.req_id = req_id_factory()
-        self.state = IDLE
+        targets = [Target("", gateway)] if not isinstance(gateway, Sequence) else list(gateway)
+        for target in targets:
+            target.req_id = target.req_id or req_id_factory()
+        self.targets = targets
+        self.phrase = phrase or self.PHRASE
+        self.title_text = self.TITLE_TEXT
         self.last_reply: Reply | None = None
         self._sent_payload: dict[str, Any] | None = None
+        self._started = False
+
+    @property
+    def req_id(self) -> str:
+        """The (first) request's id: a retry re-sends it."""
+        return self.targets[0].req_id
+
+    @property
+    def state(self) -> str:
+        """IDLE, SENDING until every gateway answered, then UNDELIVERED if any did not,
+        REFUSED if any refused, else DONE."""
+        states = {t.state for t in self.targets}
+        if not self._started:
+            return IDLE
+        for state in (SENDING, UNDELIVERED, REFUSED):
+            if state in states:
+                return state
+        return DONE
 
     # --- for subclasses --------------------------------------------------------------
 
@@ -99,15 +139,15 @@ class GuardedScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.TITLE_TEXT, id="title")
+            yield Label(self.title_text, id="title")
             with Vertical(id="dialog-body"):
                 yield from self.compose_body()
             yield from self.compose_fields()
             with Horizontal(classes="field"):
                 yield Label("Confirm")
-                yield Input(placeholder=f"type {self.PHRASE} to arm", id="confirm",
+                yield Input(placeholder=f"type {self.phrase} to arm", id="confirm",
                             compact=True)
-            yield Static(f"Type {self.PHRASE} exactly to enable {self.FIRE_LABEL}; "
+            yield Static(f"Type {self.phrase} exactly to enable {self.FIRE_LABEL}; "
                          "Escape cancels.", id="status", markup=False)
             with Horizontal(id="buttons"):
                 yield Button(self.FIRE_LABEL, id="fire", variant="error", disabled=True,
@@ -120,7 +160,7 @@ class GuardedScreen(ModalScreen[None]):
 
     @property
     def armed(self) -> bool:
-        return self.query_one("#confirm", Input).value == self.PHRASE and self.state == IDLE
+        return self.query_one("#confirm", Input).value == self.phrase and self.state == IDLE
 
     # --- events -------------------------------------------------------------------------
 
@@ -152,50 +192,84 @@ class GuardedScreen(ModalScreen[None]):
     # --- sending ------------------------------------------------------------------------
 
     def _send(self) -> None:
+        """Send to every gateway not yet answered (all of them the first time), at once."""
         if self._sent_payload is None:
             self._sent_payload = self.payload()
         payload = self._sent_payload
-        self.state = SENDING
+        first = not self._started
+        self._started = True
         self.query_one("#fire", Button).disabled = True
         self.query_one("#retry", Button).set_class(False, "-shown")
         for field in self.query(Input):
             field.disabled = True
-        self._set_status(f"sending… (request {self.req_id[:8]})", None)
         app = self.app
         screen = self
         action = self.ACTION
+        for target in self.targets:
+            if not first and target.state != UNDELIVERED:
+                continue
+            target.state = SENDING
 
-        def on_reply(reply: Reply) -> None:  # runs on the gateway client's thread
-            screen.post_message(GuardedScreen.ReplyArrived(reply))
-            app.post_message(GuardedReply(action, reply, payload))
+            def on_reply(reply: Reply, name: str = target.name) -> None:  # link's thread
+                screen.post_message(GuardedScreen.ReplyArrived(reply, name))
+                app.post_message(GuardedReply(action, reply, payload, name))
 
-        self._gateway.request(self.ACTION, payload, req_id=self.req_id, on_reply=on_reply,
-                              urgent=True)
+            target.link.request(self.ACTION, payload, req_id=target.req_id, on_reply=on_reply,
+                                urgent=True)
+        self._show_outcomes()
 
     def on_guarded_screen_reply_arrived(self, message: GuardedScreen.ReplyArrived) -> None:
         reply = message.reply
+        target = next((t for t in self.targets if t.name == message.gateway), self.targets[0])
+        target.reply = reply
         self.last_reply = reply
-        retry = self.query_one("#retry", Button)
-        cancel = self.query_one("#cancel", Button)
         if not reply.delivered:
-            self.state = UNDELIVERED
-            self._set_status(
-                "NOT DELIVERED: the gateway did not answer (is it down?). Retry re-sends the "
-                f"same request (id {self.req_id[:8]}), so it can never act twice.", "-bad")
+            target.state = UNDELIVERED
+        else:
+            target.state = DONE if reply.ok else REFUSED
+        self._show_outcomes()
+        state = self.state
+        if state == SENDING:
+            return
+        if state == UNDELIVERED:
+            retry = self.query_one("#retry", Button)
             retry.set_class(True, "-shown")
             retry.focus()
             return
+        cancel = self.query_one("#cancel", Button)
         cancel.label = "Close"
-        if reply.ok:
-            self.state = DONE
-            self._set_status(self.describe_success(reply), "-ok")
-        else:
-            self.state = REFUSED
-            error = reply.error or {}
-            self._set_status(
-                f"{reply.status}: {error.get('code', '?')} {error.get('message', '')}".strip(),
-                "-bad")
         cancel.focus()
+
+    def _show_outcomes(self) -> None:
+        """One gateway: its outcome as before; several: one line each."""
+        if len(self.targets) == 1:
+            text, css = self._outcome(self.targets[0])
+            self._set_status(text, css)
+            return
+        lines = []
+        for target in self.targets:
+            first, *rest = self._outcome(target)[0].splitlines() or [""]
+            lines += [f"{target.name}: {first}", *(f"    {line}" for line in rest)]
+        state = self.state
+        css = None if state == SENDING else ("-ok" if state == DONE else "-bad")
+        self._set_status("\n".join(lines), css)
+
+    def _outcome(self, target: Target) -> tuple[str, str | None]:
+        reply = target.reply
+        if target.state == SENDING or reply is None:
+            return f"sending… (request {target.req_id[:8]})", None
+        if not reply.delivered and len(self.targets) > 1:
+            return (f"NOT DELIVERED (no answer: down?). Retry re-sends request "
+                    f"{target.req_id[:8]}; it can never act twice.", "-bad")
+        if not reply.delivered:
+            return ("NOT DELIVERED: the gateway did not answer (is it down?). Retry re-sends "
+                    f"the same request (id {target.req_id[:8]}), so it can never act twice.",
+                    "-bad")
+        if reply.ok:
+            return self.describe_success(reply), "-ok"
+        error = reply.error or {}
+        return (f"{reply.status}: {error.get('code', '?')} {error.get('message', '')}".strip(),
+                "-bad")
 
     def _set_status(self, text: str, css: str | None) -> None:
         status = self.query_one("#status", Static)
