@@ -125,7 +125,9 @@ def run_console(
 
     logging_settings = config.settings.logging
     setup_logging("console", logging_settings.level, logging_settings.dir, stderr=False)
-    source = make_tick_source(endpoints, config, keys_dir=keys_dir)
+    # Feeds of a CURVE fabric whose keys are only given per gateway use the first such.
+    feed_keys = keys_dir or next((s.keys_dir for s in chosen if s.keys_dir), None)
+    source = make_tick_source(endpoints, config, keys_dir=feed_keys)
     # One link (and one link process) per gateway: a dead one never delays another.
     linked = [LinkedGateway(spec, make_gateway_client(spec.endpoint, config,
                                                       keys_dir=spec.keys_dir))

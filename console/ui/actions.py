@@ -101,11 +101,15 @@ class ConsoleActions:
         if not self._need_gateway():
             return
         if not self.fleet.several:
-            assert self.gateway is not None
-            data = self.trading.data
-            self.push_screen(KillSwitchScreen(self.gateway, data.position_list(),
-                                              data.order_list(),
-                                              kill_scope_age(self.trading, self._clock_ns())))
+            current = self.fleet.current
+            assert current is not None
+            if current.readonly:
+                self._refuse_readonly(current, "The kill switch")
+                return
+            data = current.trading.data
+            self.push_screen(KillSwitchScreen([Target(current.name, current.link)],
+                                              data.position_list(), data.order_list(),
+                                              kill_scope_age(current.trading, self._clock_ns())))
             return
         choices = [(g.name, self._gateway_line(g)) for g in self.fleet]
         self.push_screen(KillScopeScreen(choices, self.fleet.selected), self._kill_scope_chosen)
@@ -131,13 +135,16 @@ class ConsoleActions:
         if choice is None:
             return
         if choice == ALL:
-            chosen = list(self.fleet)
-            targets = [Target(g.name, g.link) for g in chosen if not g.readonly]
-            if not targets:
+            chosen = [g for g in self.fleet if not g.readonly]
+            skipped = [g.name for g in self.fleet if g.readonly]
+            if not chosen:
                 self.notify("Every gateway is read-only: nothing to fire", severity="warning")
                 return
-            self.push_screen(KillSwitchScreen(targets, scopes=[self._kill_scope(g)
-                                                               for g in chosen],
+            if skipped:
+                self.notify(f"Read-only, not part of ALL: {', '.join(skipped)}",
+                            severity="warning", title="Read-only")
+            self.push_screen(KillSwitchScreen([Target(g.name, g.link) for g in chosen],
+                                              scopes=[self._kill_scope(g) for g in chosen],
                                               all_scope=True))
             return
         linked = self.fleet.get(choice)
@@ -158,8 +165,13 @@ class ConsoleActions:
         if not self._need_gateway():
             return
         if not self.fleet.several:
-            assert self.gateway is not None
-            self.push_screen(ResumeScreen(self.gateway, self.trading.incident_id))
+            current = self.fleet.current
+            assert current is not None
+            if current.readonly:
+                self._refuse_readonly(current, "Resume")
+                return
+            self.push_screen(ResumeScreen([Target(current.name, current.link)],
+                                          current.trading.incident_id))
             return
         linked = self.fleet.get(self.fleet.selected) if self.fleet.selected else None
         if linked is None:

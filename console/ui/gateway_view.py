@@ -82,7 +82,7 @@ class GatewayView:
 
     def on_guarded_reply(self, message: GuardedReply) -> None:
         reply = message.reply
-        linked = self.fleet.get(message.gateway)
+        linked = self.fleet.get(message.gateway) if message.gateway else self.fleet.current
         if not reply.ok or linked is None:
             return
         if linked.trading.take_guarded_reply(message.action, reply, message.payload):

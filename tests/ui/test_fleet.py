@@ -208,3 +208,39 @@ async def test_a_node_change_under_one_endpoint_is_shown() -> None:
         await until(pilot, lambda: any("desk-1" in n and "node changed from gw-1 to gw-standby"
                                        in n for n in app.notices), what="node change notice")
         assert not any("desk-0" in n and "node changed" in n for n in app.notices)
+
+
+def one_gateway_app(readonly: bool) -> tuple[TradeConsole, FrozenGateway]:
+    book, clock = build_frozen_book(symbols=6, ticks=60, seed=7)
+    link = FrozenGateway(clock_ns=clock.mono_ns)
+    spec = GatewaySpec("prod", link.endpoint, readonly=readonly)
+    app = TradeConsole(load_config(use_user_file=False, env={}), source=FrozenSource(book),
+                       gateways=[LinkedGateway(spec, link)], clock_ns=clock.mono_ns,
+                       wall_ns=clock.wall_ns, freeze_gc=False)
+    return app, link
+
+
+@pilot_test
+async def test_one_read_only_gateway_refuses_kill_and_resume() -> None:
+    app, link = one_gateway_app(readonly=True)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("k")
+        await until(pilot, lambda: any("read-only" in n for n in app.notices), what="refusal")
+        await pilot.press("R")
+        await pilot.pause()
+        assert not isinstance(app.screen, KillSwitchScreen)
+        assert not any(action in ("KILL_SWITCH", "RESUME_TRADING") for action, *_ in link.requests)
+
+
+@pilot_test
+async def test_one_gateway_kill_reaches_its_trading_state() -> None:
+    app, _link = one_gateway_app(readonly=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, KillSwitchScreen), what="kill modal")
+        modal = app.screen
+        assert isinstance(modal, KillSwitchScreen)
+        await arm_and_fire(pilot, modal, "KILL")
+        await until(pilot, lambda: any("Trading HALTED, incident INC-0001" in n
+                                       for n in app.notices), what="the halt noticed")
+        assert app.trading.halted and app.trading.incident_id == "INC-0001"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -12,7 +12,7 @@ from textual.widgets import Input, Label, Static
 from console.model import GatewayLink, Reply
 from services.protocol import RESUME_TRADING, new_req_id
 
-from .guarded import GuardedScreen
+from .guarded import GuardedScreen, Target
 
 DEFAULT_REASON = "resumed from the console"
 
@@ -25,7 +25,7 @@ class ResumeScreen(GuardedScreen):
     TITLE_TEXT: ClassVar[str] = "RESUME TRADING"
     FIRE_LABEL: ClassVar[str] = "Resume"
 
-    def __init__(self, gateway: GatewayLink, incident_id: str | None,
+    def __init__(self, gateway: GatewayLink | Sequence[Target], incident_id: str | None,
                  req_id_factory: Callable[[], str] = new_req_id) -> None:
         super().__init__(gateway, req_id_factory)
         self._incident_id = incident_id or ""

@@ -120,7 +120,8 @@ def badge_form(badges: Sequence[GatewayBadge], room: int) -> int:
     for form in (0, 1, 2):
         if len(badges_plain(badges, form)) <= room:
             return form
-    return 3
+    # Nothing fits: the shorter of the shortened badges and the fold.
+    return 3 if len(badges_plain(badges, 3)) <= len(badges_plain(badges, 2)) else 2
 
 
 def gateway_text(state: str | None, rtt_ms: float | None) -> tuple[str, str]:
