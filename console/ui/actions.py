@@ -101,10 +101,8 @@ class ConsoleActions:
         if not self._need_gateway():
             return
         if not self.fleet.several:
-            current = self.fleet.current
-            assert current is not None
-            if current.readonly:
-                self._refuse_readonly(current, "The kill switch")
+            current = self._writable(self.fleet.current, "The kill switch")
+            if current is None:
                 return
             data = current.trading.data
             self.push_screen(KillSwitchScreen([Target(current.name, current.link)],
@@ -147,14 +145,18 @@ class ConsoleActions:
                                               scopes=[self._kill_scope(g) for g in chosen],
                                               all_scope=True))
             return
-        linked = self.fleet.get(choice)
+        linked = self._writable(self.fleet.get(choice), "The kill switch")
         if linked is None:
-            return
-        if linked.readonly:
-            self._refuse_readonly(linked, "The kill switch")
             return
         self.push_screen(KillSwitchScreen([Target(linked.name, linked.link)],
                                           scopes=[self._kill_scope(linked)]))
+
+    def _writable(self, linked: LinkedGateway | None, what: str) -> LinkedGateway | None:
+        """`linked`, unless it is missing or read-only (then a notice says why)."""
+        if linked is not None and linked.readonly:
+            self._refuse_readonly(linked, what)
+            return None
+        return linked
 
     def _refuse_readonly(self, linked: LinkedGateway, what: str) -> None:
         self.notify(f"{what} is disabled for {linked.name}: it is read-only "
@@ -165,10 +167,8 @@ class ConsoleActions:
         if not self._need_gateway():
             return
         if not self.fleet.several:
-            current = self.fleet.current
-            assert current is not None
-            if current.readonly:
-                self._refuse_readonly(current, "Resume")
+            current = self._writable(self.fleet.current, "Resume")
+            if current is None:
                 return
             self.push_screen(ResumeScreen([Target(current.name, current.link)],
                                           current.trading.incident_id))
@@ -182,8 +182,7 @@ class ConsoleActions:
                             f"{self._key_of('select_gateway')} ({which})", severity="warning")
                 return
             linked = halted[0]
-        if linked.readonly:
-            self._refuse_readonly(linked, "Resume")
+        if self._writable(linked, "Resume") is None:
             return
         screen = ResumeScreen([Target(linked.name, linked.link)], linked.trading.incident_id)
         screen.title_text = f"RESUME TRADING on {linked.name}"
