@@ -67,8 +67,9 @@ class IngestServer:
         if kind == wire.DRAIN:
             body = body if isinstance(body, dict) else {}
             watch = body.get("watch")
-            on_screen = body.get("on_screen")
-            ingest.show(on_screen if isinstance(on_screen, list) else None)
+            if "on_screen" in body:  # sent only when it changed: else the last one holds
+                on_screen = body["on_screen"]
+                ingest.show(on_screen if isinstance(on_screen, list) else None)
             hold_ms = body.get("hold_ms")
             watch = watch if isinstance(watch, str) else None
             if isinstance(hold_ms, int) and hold_ms > 0 and not ingest.has_news():

@@ -60,6 +60,7 @@ HUNG_S = 10.0
 RESTART_BACKOFF_S = 5.0
 STOP_TIMEOUT_S = 2.0
 NOT_ANSWERING = "the console's ingest process is not answering"
+UNSENT = object()
 
 INGEST_CHILD = ChildSpec(
     module="console.feed.child", name="ingest process", pipe_name="ingest",
@@ -124,6 +125,8 @@ class IngestProcess:
         self._notes: list[TelemetryRecord] = []
         self._watch: str | None = None
         self._on_screen: list[str] | None = None
+        # What the process was last told is on screen (UNSENT: nothing yet, or restarted).
+        self._sent_on_screen: list[str] | object | None = UNSENT
         self._watch_asked = 0.0
         self._detail: SymbolDetail | None = None
         self._hold_ms: int | None = None
@@ -161,6 +164,7 @@ class IngestProcess:
 
     def _on_started(self) -> None:
         self._asked = False
+        self._sent_on_screen = UNSENT
         self._stash.clear()
         self._ask()
 
@@ -214,11 +218,15 @@ class IngestProcess:
             return
         if self._watch is not None and time.monotonic() - self._watch_asked > 2 * SILENT_S:
             self._watch = None  # the detail pane was closed
+        body: dict[str, Any] = {"watch": self._watch, "hold_ms": self._hold_ms}
+        if self._on_screen != self._sent_on_screen:
+            # Only when it changed: the process keeps the last list it was sent.
+            body["on_screen"] = self._on_screen
         try:
-            self._child.send(wire.DRAIN, {"watch": self._watch, "on_screen": self._on_screen,
-                                          "hold_ms": self._hold_ms})
+            self._child.send(wire.DRAIN, body)
         except (zmq.Again, ChildError):
             return
+        self._sent_on_screen = self._on_screen
         self._asked = True
 
     def _no_update(self) -> FrameUpdate:

@@ -17,7 +17,9 @@ import msgspec
 from console.model import FrameUpdate, SymbolDetail, SymbolRow
 
 # UI -> ingest process
-DRAIN = b"drain"            # body: {"watch": vt_symbol | None, "on_screen": [vt_symbol]}
+# DRAIN body: {"watch": vt_symbol | None, "hold_ms": int | None, "on_screen": [vt_symbol]},
+# "on_screen" only when it changed since the last DRAIN (the process keeps the last one).
+DRAIN = b"drain"
 DETAIL = b"detail"          # body: vt_symbol
 ALL_ROWS = b"all_rows"      # body: None
 RECORD = b"record"          # body: path to record to, or None to stop

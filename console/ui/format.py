@@ -92,6 +92,26 @@ def age(ns: int | None, *, coarse: bool = False) -> str:
     return f"{int(seconds // 86400)}d"
 
 
+# The coarse age's units and the age from which each is used, in seconds.
+_AGE_STEPS = ((1, 0), (1, 1), (60, 120), (3600, 7200), (86400, 172800))
+
+
+def age_changes_in(ns: int) -> int:
+    """ns until `age(ns, coarse=True)` shows another text (the next unit boundary).
+
+    The tick table repaints a row's age only then, not every frame.
+    """
+    seconds = max(0, ns) / 1e9
+    unit = 1
+    for step, start in _AGE_STEPS:
+        if seconds >= start:
+            unit = step
+    next_s = (int(seconds // unit) + 1) * unit
+    if seconds < 1:
+        next_s = 1
+    return max(1, int(next_s * 1e9) - max(0, ns))
+
+
 def latency_us(value: float | None) -> str:
     """A latency in µs, scaled to µs/ms/s; '?' when it cannot be known."""
     if value is None or not math.isfinite(value):

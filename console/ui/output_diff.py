@@ -28,10 +28,10 @@ SYNC_START = "\x1b[?2026h"
 SYNC_END = "\x1b[?2026l"
 
 _TOKEN = re.compile(
-    r"\x1b\[(?P<csi>[0-9;?]*)(?P<final>[A-Za-z@`~])"  # CSI
-    r"|(?P<esc>\x1b)"                                  # any other escape: not understood
-    r"|(?P<ctl>[\x00-\x1f\x7f])"                       # a control character
-    r"|(?P<text>[^\x00-\x1f\x7f\x1b]+)"                # printable text
+    r"\x1b\[([0-9;?]*)([A-Za-z@`~])"  # CSI: parameters, final byte
+    r"|(\x1b)"                         # any other escape: not understood
+    r"|([\x00-\x1f\x7f])"              # a control character
+    r"|([^\x00-\x1f\x7f\x1b]+)"       # printable text
 )
 # An escape sequence left unfinished at the end of a write.
 _CUT_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*)?\Z")
@@ -125,41 +125,39 @@ class OutputDiff:
         changed: list[tuple[int, int]] = []
         y, x, pen = self._in_y, self._in_x, self._in_pen
         cursor_set = False          # the write's last token placed the cursor
-        for match in _TOKEN.finditer(data):
-            kind = match.lastgroup
-            if kind == "text":
-                text = match.group(kind)
+        text_at = self._text
+        # findall's tuples, not match objects: a frame is hundreds of tokens.
+        for params, final, _esc, ctl, text in _TOKEN.findall(data):
+            if text:
                 if not text.isascii() and cell_len(text) != len(text):
                     raise _Fallback  # a wide or zero-width character
-                self._text(y, x, text, pen, changed)
+                text_at(y, x, text, pen, changed)
                 x += len(text)
                 cursor_set = False
-            elif kind == "final":
-                params, final = match.group("csi"), match.group("final")
-                if final == "m":
-                    pen = _apply_sgr(pen, params)
-                elif final == "H":
-                    row, _, col = params.partition(";")
-                    y = int(row or 1) - 1
-                    x = int(col or 1) - 1
-                    cursor_set = True
-                elif final in "hl" and params.startswith("?") and params not in _SCREEN_MODES:
-                    out.append(match.group(0))  # a mode switch (cursor, mouse): no cell changes
+            elif final == "m":
+                pen = _apply_sgr(pen, params)
+            elif final == "H":
+                row, _, col = params.partition(";")
+                y = int(row or 1) - 1
+                x = int(col or 1) - 1
+                cursor_set = True
+            elif final:
+                if final in "hl" and params.startswith("?") and params not in _SCREEN_MODES:
+                    out.append(f"\x1b[{params}{final}")  # a mode switch: no cell changes
                     if params == "?25":
                         self._cursor_shown = final == "h"
                 else:
                     raise _Fallback
-            elif kind == "ctl":
-                char = match.group(kind)
-                if char == "\n":
+            elif ctl:
+                if ctl == "\n":
                     y += 1
-                elif char == "\r":
+                elif ctl == "\r":
                     x = 0
-                elif char == "\x07":
-                    out.append(char)
+                elif ctl == "\x07":
+                    out.append(ctl)
                 else:
                     raise _Fallback
-            else:
+            else:  # esc: an escape sequence the model does not follow
                 raise _Fallback
         self._in_y, self._in_x, self._in_pen = y, x, pen
         if changed:
@@ -181,15 +179,21 @@ class OutputDiff:
               changed: list[tuple[int, int]]) -> None:
         """Put `text` at (y, x) in the model; note the cells the terminal does not show yet."""
         end = x + len(text)
-        row_chars, row_pens = self._row(y, end)
-        if "".join(row_chars[x:end]) == text and row_pens[x:end].count(pen) == len(text):
+        chars = self._chars
+        if y < len(chars) and len(chars[y]) >= end:
+            row_chars, row_pens = chars[y], self._pens[y]
+        else:
+            row_chars, row_pens = self._row(y, end)
+        old_pens = row_pens[x:end]
+        if "".join(row_chars[x:end]) == text and old_pens.count(pen) == len(text):
             return  # the common case: an unchanged run
-        for cx in range(x, end):
-            char = text[cx - x]
-            if row_chars[cx] != char or row_pens[cx] != pen:
+        cx = x
+        for old_char, old_pen, char in zip(row_chars[x:end], old_pens, text, strict=True):
+            if old_char != char or old_pen != pen:
                 row_chars[cx] = char
                 row_pens[cx] = pen
                 changed.append((y, cx))
+            cx += 1
 
     def _write_cells(self, changed: list[tuple[int, int]], out: list[str]) -> None:
         """Write the changed cells grouped by pen: a frame switches the pen a few

@@ -157,8 +157,9 @@ def test_oversized_frame_is_dropped_and_ingest_keeps_going(
         return row is not None and row.last == 2.0
 
     wait_until(tick_after_reset, DEADLINE, 0.05, "tick after reset")
-    # Counted: the first tick and the ticks after the reset, never the oversized frame.
-    assert 2 <= view.feed.received <= 1 + sent
+    # Counted: the ticks after the reset, and the first one unless it was still
+    # queued in the pipe libzmq tore down with the connection; never the oversized frame.
+    assert 1 <= view.feed.received <= 1 + sent
     assert view.feed.rejected >= 1
 
 

@@ -48,3 +48,13 @@ def test_latency_unknown_is_a_question_mark() -> None:
 def test_age_fine_and_coarse(ns: int, fine: str, coarse: str) -> None:
     assert fmt.age(ns) == fine
     assert fmt.age(ns, coarse=True) == coarse
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999_999_999, 10**9, 1_500_000_000, 59 * 10**9,
+                                119_999_999_999, 120 * 10**9, 150 * 10**9, 7199 * 10**9,
+                                7200 * 10**9, 10_000 * 10**9, 172_799 * 10**9,
+                                172_800 * 10**9, 400_000 * 10**9])
+def test_the_coarse_age_keeps_its_text_until_the_time_it_is_said_to_change(ns: int) -> None:
+    later = ns + fmt.age_changes_in(ns)
+    assert fmt.age(later - 1, coarse=True) == fmt.age(ns, coarse=True)
+    assert fmt.age(later, coarse=True) != fmt.age(ns, coarse=True)

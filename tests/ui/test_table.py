@@ -10,11 +10,15 @@ from typing import Any
 
 from msgspec.structs import replace
 from textual.app import App, ComposeResult
+from textual.screen import Screen
 
 from console.model import SymbolRow
+from console.ui.clustered_compositor import use_clustered_compositor
 from console.ui.filtering import parse_filter
 from console.ui.widgets.tick_table import FLASH_NS, TickTable, fit_columns
 from tests.ui.test_app import pilot_test
+from tests.ui.test_output_diff import capture_frames
+from tests.ui.vt_screen import VtScreen
 from themes import THEME_VARIABLE_DEFAULTS
 
 S = 1_000_000_000
@@ -46,6 +50,9 @@ class TableApp(App[None]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(THEME_VARIABLE_DEFAULTS)  # the tc-* colours the widgets use
+
+    def get_default_screen(self) -> Screen[Any]:
+        return use_clustered_compositor(super().get_default_screen())  # as the console does
 
     def compose(self) -> ComposeResult:
         yield TickTable(clock_ns=self.clock, **self.kwargs)
@@ -142,13 +149,13 @@ async def test_only_changed_rows_are_repainted() -> None:
         table.apply(ROWS)
         await pilot.pause()
         painted: list[int] = []
-        original = table.render_line
+        original = table.render_lines
 
-        def spy(y: int) -> Any:
-            painted.append(y)
-            return original(y)
+        def spy(crop: Any) -> Any:
+            painted.extend(crop.line_range)
+            return original(crop)
 
-        table.render_line = spy  # type: ignore[method-assign]
+        table.render_lines = spy  # type: ignore[method-assign]
         changed = replace(ROWS["IF2506.CFFEX"], last=3901.0, ticks=2)
         table.apply({"IF2506.CFFEX": changed})
         await pilot.pause()
@@ -165,3 +172,50 @@ def test_columns_drop_by_priority_and_keep_pairs() -> None:
         assert ("bid_size" in keys) == ("ask_size" in keys)
         layout = fit_columns(width)
         assert sum(layout.widths) + len(layout.widths) <= max(width, 16)
+
+
+@pilot_test
+async def test_rows_repainted_in_part_leave_the_screen_as_a_full_repaint_draws_it() -> None:
+    # New prices (with flashes), ages ticking over, flashes ending and rows going
+    # stale each repaint only part of a row; after every frame the screen must be
+    # exactly what painting everything again draws.
+    clock = Clock()
+    app = TableApp(clock, stale_after_s=3.0)
+    writes: list[str] = []
+    capture_frames(app, writes)  # type: ignore[arg-type]
+    size = (120, 16)
+    # Ages a third of a second apart: each turns over on its own, not all at once.
+    rows = {f"S{i:02d}.SIM": row(f"S{i:02d}.SIM", 100.0 + i, ns=clock.now - i * 330_000_000)
+            for i in range(12)}
+    partial_frames = 0
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(TickTable)
+        table.apply(rows)
+        await pilot.pause()
+        shown = VtScreen(*size)
+        shown.feed("".join(writes))
+        keys = list(rows)
+        for step in range(40):
+            clock.now += 300_000_000
+            if step % 3 == 0:
+                key = keys[step * 5 % len(keys)]
+                old = table.row(key)
+                assert old is not None and old.last is not None
+                table.apply({key: replace(old, last=old.last + (1 if step % 2 else -1),
+                                          direction=1 if step % 2 else -1, ticks=old.ticks + 1,
+                                          updated_ns=clock.now)})
+            else:
+                table.advance_frame()
+            before = len(writes)
+            await pilot.pause()
+            shown.feed("".join(writes[before:]))
+            partial_frames += len(writes) > before
+            app.screen.refresh()
+            before = len(writes)
+            await pilot.pause()
+            repainted = VtScreen(*size)
+            repainted.feed("".join(writes[before:]))
+            assert shown.cells == repainted.cells, f"the screen differs after step {step}"
+            shown.feed("".join(writes[before:]))
+    assert partial_frames > 20, "the steps painted too little to check"
+    assert "STALE" in "\n".join(shown.text())

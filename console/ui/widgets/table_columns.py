@@ -58,6 +58,21 @@ class Layout:
     widths: tuple[int, ...]
     starts: tuple[int, ...]
 
+    @property
+    def data_start(self) -> int:
+        """Where the first column whose text can change starts (after the symbol's)."""
+        for column, start in zip(self.columns, self.starts, strict=True):
+            if not column.static_sort:
+                return start
+        return 0
+
+    def cell_span(self, key: str) -> tuple[int, int] | None:
+        """The cells [x, x2) of a shown column, None when it does not fit."""
+        for column, start, width in zip(self.columns, self.starts, self.widths, strict=True):
+            if column.key == key:
+                return start, start + width
+        return None
+
     def column_at(self, x: int) -> Column | None:
         for column, start, width in zip(self.columns, self.starts, self.widths, strict=True):
             if start <= x < start + width + 1:

@@ -79,6 +79,11 @@ class TableData:
         new_rows = self._membership_dirty and (due or len(self.rows) < BIG_TABLE)
         return self._evicted or new_rows or (self._order_dirty and due)
 
+    def flash_until(self, key: str) -> int | None:
+        """When the symbol's price flash ends (ns), None if it has none."""
+        flash = self._flash.get(key)
+        return flash[0] if flash is not None else None
+
     def flash_direction(self, key: str, now_ns: int) -> int:
         """+1/-1 while the symbol's price flash lasts, else 0 (an ended flash is dropped)."""
         flash = self._flash.get(key)

@@ -3,11 +3,14 @@
 A row's strip is cached under a render key: everything that can change its
 look (row version, width, cursor, focus, flash, staleness, age text, theme).
 The widget asks whether a line is still current to decide what to refresh.
+What time alone changes (the age text, the end of a flash, turning stale) is
+kept as the time the line is next due, so asking costs a comparison, not a
+new key per row per frame.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.style import Style
 from textual.strip import Strip
@@ -25,6 +28,19 @@ from console.ui.widgets.table_render import (
 )
 
 
+class RenderKey(NamedTuple):
+    """Everything a data line's look depends on."""
+
+    version: int
+    width: int
+    cursor: bool
+    focused: bool
+    flash: int
+    stale: bool
+    age: str
+    style_gen: int
+
+
 class LinePainter:
     """Paints the header and data lines of `widget` from `data`, with caches."""
 
@@ -35,7 +51,8 @@ class LinePainter:
         self._style_gen = 0
         self._style_cache: dict[tuple[Any, ...], RowStyles] = {}
         self._cells: dict[str, tuple[int, dict[str, str]]] = {}
-        self._strips: dict[str, tuple[tuple[Any, ...], Strip]] = {}
+        # key -> (render key, the time its look next changes by time alone, strip)
+        self._strips: dict[str, tuple[RenderKey, int, Strip]] = {}
         self._header: tuple[tuple[Any, ...], Strip] | None = None
 
     def forget(self, key: str) -> None:
@@ -49,27 +66,83 @@ class LinePainter:
         self._header = None
         self._style_cache.clear()
 
-    def render_key(self, key: str, layout: Layout, now: int, cursor_key: str | None
-                   ) -> tuple[Any, ...]:
+    def render_key(self, key: str, layout: Layout, now: int, cursor_key: str | None,
+                   focused: bool) -> RenderKey:
         age_ns = now - self._data.rows[key].updated_ns
-        return (self._data.versions.get(key, 0), layout.width, key == cursor_key,
-                self._widget.has_focus, self._data.flash_direction(key, now),
-                age_ns > self._stale_ns, fmt.age(age_ns, coarse=True), self._style_gen)
+        return RenderKey(self._data.versions.get(key, 0), layout.width, key == cursor_key,
+                         focused, self._data.flash_direction(key, now),
+                         age_ns > self._stale_ns, fmt.age(age_ns, coarse=True), self._style_gen)
 
-    def is_current(self, key: str, layout: Layout, now: int, cursor_key: str | None) -> bool:
+    def is_current(self, key: str, layout: Layout, now: int, cursor_key: str | None,
+                   focused: bool) -> bool:
         """Whether the cached line of `key` still shows what it would show now."""
         cached = self._strips.get(key)
-        return cached is not None and cached[0] == self.render_key(key, layout, now, cursor_key)
+        if cached is None or now >= cached[1]:
+            return False
+        painted = cached[0]
+        return (painted.version == self._data.versions.get(key, 0)
+                and painted.width == layout.width and painted.cursor == (key == cursor_key)
+                and painted.focused == focused and painted.style_gen == self._style_gen)
 
-    def line(self, key: str, layout: Layout, now: int, cursor_key: str | None) -> Strip:
+    def line(self, key: str, layout: Layout, now: int, cursor_key: str | None,
+             focused: bool) -> Strip:
         """The data line of `key`, from the cache when still current."""
-        render_key = self.render_key(key, layout, now, cursor_key)
         cached = self._strips.get(key)
+        if cached is not None and self.is_current(key, layout, now, cursor_key, focused):
+            return cached[2]
+        render_key = self.render_key(key, layout, now, cursor_key, focused)
         if cached is not None and cached[0] == render_key:
-            return cached[1]
-        strip = self._paint_row(key, layout, now, render_key[2])[0]
-        self._strips[key] = (render_key, strip)
+            strip = cached[2]  # due, but time changed nothing it shows
+        else:
+            strip = self._paint_row(key, layout, now, render_key.cursor)[0]
+        self._strips[key] = (render_key, self._due(key, now), strip)
         return strip
+
+    def data_changed_only(self, key: str, layout: Layout, now: int, cursor_key: str | None,
+                          focused: bool) -> bool:
+        """Whether a line with new data keeps its look otherwise (width, cursor, focus,
+        staleness, theme): then the symbol's cells, which never change, stay as painted."""
+        cached = self._strips.get(key)
+        if cached is None:
+            return False
+        painted = cached[0]
+        return (painted.width == layout.width and painted.cursor == (key == cursor_key)
+                and painted.focused == focused and painted.style_gen == self._style_gen
+                and not painted.stale
+                and now - self._data.rows[key].updated_ns <= self._stale_ns)
+
+    def time_changed(self, key: str, layout: Layout, now: int, cursor_key: str | None,
+                     focused: bool) -> str | None:
+        """What time alone changed on a line that is no longer current: "age" or
+        "flash" when that is all (only that cell needs painting), "" when nothing
+        shows it (the line is current again), None for anything else."""
+        cached = self._strips.get(key)
+        if cached is None:
+            return None
+        painted = cached[0]
+        now_key = self.render_key(key, layout, now, cursor_key, focused)
+        moved = [name for name, old, new in zip(RenderKey._fields, painted, now_key, strict=True)
+                 if old != new]
+        if not moved:
+            self._strips[key] = (painted, self._due(key, now), cached[2])
+            return ""
+        if moved == ["age"]:
+            return "age"
+        if moved == ["flash"]:
+            return "flash"
+        return None
+
+    def _due(self, key: str, now: int) -> int:
+        """When the line painted at `now` changes by time alone: its age text's next
+        change, the end of its flash, or its turning stale."""
+        age_ns = now - self._data.rows[key].updated_ns
+        due = now + fmt.age_changes_in(age_ns)
+        flash_until = self._data.flash_until(key)
+        if flash_until is not None and flash_until > now:
+            due = min(due, flash_until)
+        if age_ns <= self._stale_ns:
+            due = min(due, now + self._stale_ns - age_ns + 1)
+        return due
 
     def row_text(self, key: str, layout: Layout, now: int) -> str:
         """The data line of `key` as plain text, without the cursor."""

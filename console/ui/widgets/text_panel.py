@@ -32,6 +32,7 @@ class TextPanel(Static):
         super().__init__("", id=id, classes=classes)
         self._signature: Hashable | None = object()
         self._lines = -1
+        self._styles: dict[str, Style] = {}
 
     def render_line(self, y: int) -> Strip:
         paint_yield()
@@ -55,8 +56,14 @@ class TextPanel(Static):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._signature = object()  # styles changed: rebuild on the next frame
+        self._styles.clear()
 
     def style_of(self, component: str) -> Style:
         """A component's style; plain until the stylesheet has reached this widget
-        (the style update that follows clears the signature and repaints)."""
-        return self.get_component_rich_style(component, partial=True, default=Style())
+        (the style update that follows clears the signature and repaints). Kept
+        until the styles change: resolving one walks the DOM."""
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(
+                component, partial=True, default=Style())
+        return style

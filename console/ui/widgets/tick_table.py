@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import ClassVar
 
+from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.color import Color
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -30,6 +32,15 @@ from console.ui.widgets.table_data import FLASH_NS, TableData
 from console.ui.widgets.table_paint import LinePainter
 
 __all__ = ["COLUMNS", "FLASH_NS", "TickTable", "fit_columns"]
+
+# The cell that time alone changes, per part (see LinePainter.time_changed).
+PART_COLUMNS = {"age": "age", "flash": "last"}
+
+
+def _row_region(run: tuple[int, int, tuple[int, int]], top: int) -> Region:
+    """The region of rows run[0]..run[1] (data indexes) between the span's x and x2."""
+    first, last, (x, x2) = run
+    return Region(x, first + 1 - top, x2 - x, last - first + 1)
 
 
 class TickTable(ScrollView, can_focus=True):
@@ -113,6 +124,8 @@ class TickTable(ScrollView, can_focus=True):
         self._painter = LinePainter(self, self._data, int(stale_after_s * 1e9))
         self._cursor_key: str | None = None
         self._layout: Layout | None = None
+        self._content: tuple[tuple[Size, bool, bool], Size] | None = None
+        self._plain: tuple[bool, Color] | None = None   # see _lines_plain
         self._now = clock_ns()
 
     # --- public API -----------------------------------------------------------
@@ -259,7 +272,7 @@ class TickTable(ScrollView, can_focus=True):
     # --- cursor -------------------------------------------------------------------
 
     def _data_height(self) -> int:
-        return max(1, self.scrollable_content_region.height - 1)
+        return max(1, self._content_size().height - 1)
 
     def _move_cursor_to(self, index: int) -> None:
         order = self._data.order
@@ -328,6 +341,8 @@ class TickTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._content = None  # scrollbar size or gutter may have changed
+        self._plain = None
         painter = getattr(self, "_painter", None)  # also called from Widget.__init__
         if painter is not None:
             painter.styles_changed()
@@ -337,8 +352,16 @@ class TickTable(ScrollView, can_focus=True):
         self.virtual_size = Size(0, len(self._data.order) + 1)
         self.refresh()
 
+    def _content_size(self) -> Size:
+        """The size of the rows' area (without the scrollbar), kept while the widget's
+        size and scrollbars stay: Textual works it out anew on every read."""
+        key = (self.outer_size, self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        if self._content is None or self._content[0] != key:
+            self._content = (key, self.scrollable_content_region.size)
+        return self._content[1]
+
     def _current_layout(self) -> Layout:
-        width = self.scrollable_content_region.width or self.size.width or 80
+        width = self._content_size().width or self.size.width or 80
         if self._layout is None or self._layout.width != width:
             self._layout = fit_columns(width)
         return self._layout
@@ -351,41 +374,120 @@ class TickTable(ScrollView, can_focus=True):
     def _refresh_row_index(self, index: int) -> None:
         first, last = self._visible_range()
         if first <= index < last:
-            self.refresh_line(index + 1)
+            self._refresh_rows({index: (0, self._content_size().width)})
 
     def _refresh_changed(self, changed: Iterable[str]) -> None:
-        """Refresh on-screen rows whose render key moved (data, flash, age, staleness)."""
+        """Refresh on-screen rows whose render key moved (data, flash, age, staleness),
+        each only as wide as what changed: new data from the first column that can
+        change, an age or the end of a flash just that cell."""
         first, last = self._visible_range()
         if first >= last:
             return
         layout = self._current_layout()
         order, index_of = self._data.order, self._data.index
         painter, now, cursor_key = self._painter, self._now, self._cursor_key
-        dirty: set[int] = set()
+        focused = self.has_focus
+        width = self._content_size().width
+        whole = (0, width)
+        data = (layout.data_start, width)
+        dirty: dict[int, tuple[int, int]] = {}
         for key in changed:
             index = index_of.get(key)
             if index is not None and first <= index < last:
-                dirty.add(index)
+                data_only = painter.data_changed_only(key, layout, now, cursor_key, focused)
+                dirty[index] = data if data_only else whole
         for index in range(first, last):
-            if index in dirty:
+            key = order[index]
+            if index in dirty or painter.is_current(key, layout, now, cursor_key, focused):
                 continue
-            if not painter.is_current(order[index], layout, now, cursor_key):
-                dirty.add(index)
+            part = painter.time_changed(key, layout, now, cursor_key, focused)
+            if part == "":
+                continue
+            span = layout.cell_span(PART_COLUMNS[part]) if part is not None else None
+            dirty[index] = span or whole
         if len(dirty) * 2 > last - first:
             # Most rows changed: one region for all data lines is cheaper than a line
             # each, and unlike refresh() it keeps the header and the widget's caches.
-            self.refresh_lines(first + 1, last - first)
+            self._refresh_rows(dict.fromkeys(range(first, last), whole))
             return
-        for index in dirty:
-            self.refresh_line(index + 1)
+        self._refresh_rows(dirty)
+
+    def _refresh_rows(self, spans: Mapping[int, tuple[int, int]]) -> None:
+        """Mark rows dirty in one call: each row from x to x2 of its span, runs of
+        adjacent rows with the same span as one region.
+
+        The regions span the rows' cells only, not the scrollbar beside them:
+        a region that touches the scrollbar makes it render every line too.
+        """
+        top = self.scroll_offset.y
+        regions: list[Region] = []
+        run: tuple[int, int, tuple[int, int]] | None = None   # first, last, span
+        for index in sorted(spans):
+            span = spans[index]
+            if run is not None and index == run[1] + 1 and span == run[2]:
+                run = (run[0], index, span)
+                continue
+            if run is not None:
+                regions.append(_row_region(run, top))
+            run = (index, index, span)
+        if run is not None:
+            regions.append(_row_region(run, top))
+        if regions:
+            self.refresh(*regions)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The lines in `crop`, straight from the painter's cache.
+
+        Textual's per-line style pass (borders, padding, tint, opacity, hatch)
+        changes nothing on this widget as styled here, yet costs as much as
+        painting a row; it is skipped while the styles leave it nothing to do.
+        The app's line filters (NO_COLOR, ANSI colours) are still applied.
+        """
+        plain, background = self._lines_plain()
+        if not plain or self.opacity != 1.0:
+            return super().render_lines(crop)
+        width = self.outer_size.width
+        filters = self.get_line_filters()
+        x1, x2 = crop.column_span
+        whole = (x1, x2) == (0, width)
+        layout, top, focused = self._current_layout(), self.scroll_offset.y, self.has_focus
+        strips: list[Strip] = []
+        pad: Style | None = None
+        for y in crop.line_range:
+            strip = self._line(y, layout, top, focused)
+            if strip.cell_length < width:  # the scrollbar's column, drawn over it
+                if pad is None:
+                    pad = self.rich_style  # worked out anew after every refresh()
+                strip = strip.extend_cell_length(width, pad)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip if whole else strip.crop(x1, x2))
+        return strips
+
+    def _lines_plain(self) -> tuple[bool, Color]:
+        """Whether Textual's per-line style pass would leave every line as it is, and
+        the background the line filters blend with; kept until the styles change."""
+        if self._plain is None:
+            styles = self.styles
+            plain = (not any(edge for edge, _ in styles.border)
+                     and not any(edge for edge, _ in styles.outline)
+                     and not any(styles.padding)
+                     and not styles.tint.a
+                     and styles.text_opacity == 1.0
+                     and not (styles.has_rule("hatch") and styles.hatch != "none")
+                     and self._border_title is None and self._border_subtitle is None)
+            self._plain = (plain, self.background_colors[1])
+        return self._plain
 
     def render_line(self, y: int) -> Strip:
+        return self._line(y, self._current_layout(), self.scroll_offset.y, self.has_focus)
+
+    def _line(self, y: int, layout: Layout, top: int, focused: bool) -> Strip:
         paint_yield()
-        layout = self._current_layout()
         if y == 0:
             return self._painter.header(layout)
-        index = self.scroll_offset.y + y - 1
+        index = top + y - 1
         order = self._data.order
         if index >= len(order):
             return Strip.blank(layout.width, self.rich_style)
-        return self._painter.line(order[index], layout, self._now, self._cursor_key)
+        return self._painter.line(order[index], layout, self._now, self._cursor_key, focused)
