@@ -140,6 +140,8 @@ class OutputDiff:
                 row, _, col = params.partition(";")
                 y = int(row or 1) - 1
                 x = int(col or 1) - 1
+                if y < 0 or x < 0:
+                    raise _Fallback  # row or column 0: not a place the model knows
                 cursor_set = True
             elif final:
                 if final in "hl" and params.startswith("?") and params not in _SCREEN_MODES:

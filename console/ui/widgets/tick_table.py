@@ -357,7 +357,10 @@ class TickTable(ScrollView, can_focus=True):
         size and scrollbars stay: Textual works it out anew on every read."""
         key = (self.outer_size, self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
         if self._content is None or self._content[0] != key:
-            self._content = (key, self.scrollable_content_region.size)
+            size = self.scrollable_content_region.size
+            if not size:
+                return size  # hidden (no region yet): not kept, asked again next time
+            self._content = (key, size)
         return self._content[1]
 
     def _current_layout(self) -> Layout:
