@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
+from textual.widgets import Static
 
 from console.model import CONN_CONNECTED, CONN_DISCONNECTED, FEED_OK, FEED_STALE
 from console.ui.widgets.feeds_panel import FeedsPanel
@@ -38,3 +39,34 @@ async def test_a_dropped_socket_with_fresh_ticks_reads_reconnecting() -> None:
         panel.show_feeds([row])
         await pilot.pause()
         assert str(panel.content).splitlines()[0].split()[1:] == ["disconnected", "STALE"]
+
+
+def _static_lines(panel: FeedsPanel) -> list[list[tuple[str, object]]]:
+    """The panel's lines as Static itself renders the whole text."""
+    return [[(seg.text, seg.style) for seg in Static.render_line(panel, y)]
+            for y in range(panel.size.height)]
+
+
+@pilot_test
+async def test_panel_lines_render_as_static_does_and_only_changed_lines_again() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        panel = app.query_one(FeedsPanel)
+        row = feed_row(FEED_OK, telemetry={"queue_depth": 3, "queue_capacity": 10,
+                                           "dropped_total": 0})
+        row.endpoint = "tcp://a-very-long-endpoint-name.example.net:5555"  # cut with an ellipsis
+        panel.show_feeds([row])
+        await pilot.pause()
+        before = [panel.render_line(y) for y in range(panel.size.height)]
+        assert [[(seg.text, seg.style) for seg in strip] for strip in before] \
+            == _static_lines(panel)
+        row.received += 1  # the counter line changes, the others do not
+        panel.show_feeds([row])
+        await pilot.pause()
+        after = [panel.render_line(y) for y in range(panel.size.height)]
+        assert [[(seg.text, seg.style) for seg in strip] for strip in after] \
+            == _static_lines(panel)
+        changed = [y for y, (old, new) in enumerate(zip(before, after, strict=True))
+                   if old is not new]
+        assert changed == [1]
+        assert "rx 101" in after[1].text

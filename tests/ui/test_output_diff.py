@@ -111,14 +111,21 @@ def capture_frames(app: TradeConsole, writes: list[str]) -> None:
     app._display = display  # type: ignore[method-assign]
 
 
-@pilot_test
-async def test_the_consoles_own_frames_diffed_show_the_same_screen() -> None:
-    book, clock = build_frozen_book(symbols=40, ticks=400, seed=3)
+def recorded_console(seed: int) -> tuple[TradeConsole, list[str], Any]:
+    """The console over a frozen book of 40 symbols, the list its writes go to, and
+    its clock."""
+    book, clock = build_frozen_book(symbols=40, ticks=400, seed=seed)
     config = load_config(use_user_file=False, env={}, overrides={})
     app = TradeConsole(config, source=FrozenSource(book), clock_ns=clock.mono_ns,
                        wall_ns=clock.wall_ns, freeze_gc=False)
     writes: list[str] = []
     capture_frames(app, writes)
+    return app, writes, clock
+
+
+@pilot_test
+async def test_the_consoles_own_frames_diffed_show_the_same_screen() -> None:
+    app, writes, clock = recorded_console(seed=3)
     rng = random.Random(5)
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()

@@ -449,22 +449,22 @@ class TickTable(ScrollView, can_focus=True):
         plain, background = self._lines_plain()
         if not plain or self.opacity != 1.0:
             return super().render_lines(crop)
-        width = self.outer_size.width
         filters = self.get_line_filters()
         x1, x2 = crop.column_span
-        whole = (x1, x2) == (0, width)
         layout, top, focused = self._current_layout(), self.scroll_offset.y, self.has_focus
         strips: list[Strip] = []
         pad: Style | None = None
         for y in crop.line_range:
             strip = self._line(y, layout, top, focused)
-            if strip.cell_length < width:  # the scrollbar's column, drawn over it
+            if strip.cell_length < x2:  # the scrollbar's column, drawn over it
                 if pad is None:
                     pad = self.rich_style  # worked out anew after every refresh()
-                strip = strip.extend_cell_length(width, pad)
+                strip = strip.extend_cell_length(x2, pad)
             for line_filter in filters:
                 strip = strip.apply_filter(line_filter, background)
-            strips.append(strip if whole else strip.crop(x1, x2))
+            if x1 or strip.cell_length != x2:
+                strip = strip.crop(x1, x2)
+            strips.append(strip)
         return strips
 
     def _lines_plain(self) -> tuple[bool, Color]:
