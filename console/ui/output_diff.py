@@ -122,7 +122,7 @@ class OutputDiff:
 
     def _diff(self, data: str) -> str:
         out: list[str] = []
-        changed: list[tuple[int, int]] = []
+        changed: list[tuple[int, int, int, str]] = []
         y, x, pen = self._in_y, self._in_x, self._in_pen
         cursor_set = False          # the write's last token placed the cursor
         text_at = self._text
@@ -178,8 +178,10 @@ class OutputDiff:
         return "\x1b[0m"
 
     def _text(self, y: int, x: int, text: str, pen: str,
-              changed: list[tuple[int, int]]) -> None:
-        """Put `text` at (y, x) in the model; note the cells the terminal does not show yet."""
+              changed: list[tuple[int, int, int, str]]) -> None:
+        """Put `text` at (y, x) in the model; note the runs of cells the terminal does
+        not show yet (y, x1, x2, pen). A run may take in up to _REWRITE_GAP unchanged
+        cells between changed ones: they show the same character in the same pen."""
         end = x + len(text)
         chars = self._chars
         if y < len(chars) and len(chars[y]) >= end:
@@ -189,34 +191,44 @@ class OutputDiff:
         old_pens = row_pens[x:end]
         if "".join(row_chars[x:end]) == text and old_pens.count(pen) == len(text):
             return  # the common case: an unchanged run
-        cx = x
-        for old_char, old_pen, char in zip(row_chars[x:end], old_pens, text, strict=True):
-            if old_char != char or old_pen != pen:
-                row_chars[cx] = char
-                row_pens[cx] = pen
-                changed.append((y, cx))
-            cx += 1
+        positions = [i for i, (old_char, old_pen, char)
+                     in enumerate(zip(row_chars[x:end], old_pens, text, strict=True))
+                     if old_char != char or old_pen != pen]
+        row_chars[x:end] = text
+        row_pens[x:end] = [pen] * len(text)
+        start = last = positions[0]
+        for i in positions[1:]:
+            if i - last > _REWRITE_GAP + 1:
+                changed.append((y, x + start, x + last + 1, pen))
+                start = i
+            last = i
+        changed.append((y, x + start, x + last + 1, pen))
 
-    def _write_cells(self, changed: list[tuple[int, int]], out: list[str]) -> None:
-        """Write the changed cells grouped by pen: a frame switches the pen a few
-        times instead of three times per changed row (a switch costs 20-36 bytes)."""
-        pens = self._pens
-        by_pen: dict[str, list[tuple[int, int]]] = {}
-        for y, x in sorted(set(changed)):
-            pen = pens[y][x]
-            assert pen is not None
-            by_pen.setdefault(pen, []).append((y, x))
+    def _write_cells(self, changed: list[tuple[int, int, int, str]], out: list[str]) -> None:
+        """Write the changed runs grouped by pen: a frame switches the pen a few times
+        instead of three times per changed row (a switch costs 20-36 bytes)."""
+        chars, pens = self._chars, self._pens
+        by_pen: dict[str, list[tuple[int, int, int]]] = {}
+        for y, x1, x2, pen in changed:
+            row_pens = pens[y]
+            if row_pens[x1:x2].count(pen) == x2 - x1:
+                by_pen.setdefault(pen, []).append((y, x1, x2))
+                continue
+            for x in range(x1, x2):  # a later write in the same frame changed some cells
+                cell_pen = row_pens[x]
+                assert cell_pen is not None
+                by_pen.setdefault(cell_pen, []).append((y, x, x + 1))
         order = sorted(by_pen, key=lambda p: p != self._out_pen)  # the current pen first
         emit = out.append
         for pen in order:
             if self._out_pen != pen:
                 emit(pen_change(self._out_pen, pen))
                 self._out_pen = pen
-            for y, x in by_pen[pen]:
-                if self._out_y != y or self._out_x != x:
-                    emit(self._move(y, x))
-                emit(self._chars[y][x])
-                self._out_x = x + 1
+            for y, x1, x2 in _merged(by_pen[pen]):
+                if self._out_y != y or self._out_x != x1:
+                    emit(self._move(y, x1))
+                emit("".join(chars[y][x1:x2]))
+                self._out_x = x2
 
     def _move(self, y: int, x: int) -> str:
         """Bring the terminal's cursor to (y, x) the cheapest way: rewrite a short
@@ -233,6 +245,19 @@ class OutputDiff:
             return forward if forward and len(forward) <= len(column) else column
         self._out_y = y
         return f"\x1b[{y + 1};{x + 1}H"
+
+
+def _merged(runs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The runs (y, x1, x2) in order, overlapping ones joined (a cell written twice in
+    one frame is sent once)."""
+    merged: list[tuple[int, int, int]] = []
+    for y, x1, x2 in sorted(runs):
+        if merged and merged[-1][0] == y and x1 <= merged[-1][2]:
+            if x2 > merged[-1][2]:
+                merged[-1] = (y, merged[-1][1], x2)
+            continue
+        merged.append((y, x1, x2))
+    return merged
 
 
 def _apply_sgr(pen: str, params: str) -> str:
