@@ -123,7 +123,7 @@ class PtyConsole:
     """
 
     def __init__(self, feed: str, home: Path, watch: tuple[bytes, ...],
-                 fps: int | None = None) -> None:
+                 fps: int | None = None, root: Path = ROOT) -> None:
         self._watch = watch
         self._seen: dict[bytes, float] = {}
         self._total = 0
@@ -138,7 +138,7 @@ class PtyConsole:
             args += ["--fps", str(fps)]
         try:
             self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
-                                         env=env, cwd=ROOT, start_new_session=True)
+                                         env=env, cwd=root, start_new_session=True)
         finally:
             os.close(slave)
         self._master = master

@@ -140,7 +140,10 @@ class ClusteredCompositor(Compositor):
                     assert isinstance(line_chops, dict)
                     line_cuts = cuts[y]
                     inside = line_cuts[bisect_left(line_cuts, x1):bisect_right(line_cuts, x2)]
-                    pieces = strip.divide([cut - x1 for cut in inside[1:]])
+                    # x1 and x2 come from all lines of the band and need not be cuts on
+                    # this one: the cells before its first cut (and after its last)
+                    # belong to chops this widget only partly rendered, never needed.
+                    pieces = strip.divide([cut - x1 for cut in inside])[1:]
                     for cut, piece in zip(inside, pieces, strict=False):
                         if cut in line_need and line_chops[cut] is None:
                             line_chops[cut] = piece

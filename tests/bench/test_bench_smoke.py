@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.feeder import DONE_PREFIX
 from bench.frames import FrameFactory
 from bench.procs import Child
@@ -85,3 +87,16 @@ def test_gateway_links_counts_every_heartbeat_and_sees_the_kill(tmp_path: Path) 
     assert result["three_links_a_after_kill"]["count"] == 19
     assert result["down_after_kill_s"] > 0
     assert "three links / one link" in gateway_links.table(result)
+
+
+def test_side_by_side_runs_two_builds_at_once_and_gives_their_ratio(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import side_by_side
+    assert side_by_side.main(["--base", "HEAD", "--rate", "100", "--symbols", "5",
+                              "--windows", "2", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    median = [line for line in out.splitlines() if line.startswith("median:")]
+    assert len(median) == 1, out
+    ratio = float(median[0].rsplit("ratio", 1)[1])
+    assert 0.2 < ratio < 5.0, out  # the same build on both sides
+    assert side_by_side.main(["--base", "no-such-revision"]) == 2

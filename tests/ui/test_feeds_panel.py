@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.strip import Strip
 from textual.widgets import Static
 
 from console.model import CONN_CONNECTED, CONN_DISCONNECTED, FEED_OK, FEED_STALE
@@ -60,9 +62,19 @@ async def test_panel_lines_render_as_static_does_and_only_changed_lines_again() 
         before = [panel.render_line(y) for y in range(panel.size.height)]
         assert [[(seg.text, seg.style) for seg in strip] for strip in before] \
             == _static_lines(panel)
+        asked: list[int] = []
+        render_line = panel.render_line
+
+        def spy(y: int) -> Strip:
+            asked.append(y)
+            return render_line(y)
+
+        panel.render_line = spy  # type: ignore[method-assign]
         row.received += 1  # the counter line changes, the others do not
         panel.show_feeds([row])
         await pilot.pause()
+        assert asked == [1], "the screen asked for more than the changed line"
+        del panel.render_line
         after = [panel.render_line(y) for y in range(panel.size.height)]
         assert [[(seg.text, seg.style) for seg in strip] for strip in after] \
             == _static_lines(panel)
@@ -70,3 +82,17 @@ async def test_panel_lines_render_as_static_does_and_only_changed_lines_again() 
                    if old is not new]
         assert changed == [1]
         assert "rx 101" in after[1].text
+
+
+@pilot_test
+async def test_a_line_whose_only_change_is_its_style_is_repainted() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(40, 6)) as pilot:
+        panel = app.query_one(FeedsPanel)
+        panel.update(Text("same words", style="red"))
+        await pilot.pause()
+        panel.update(Text("same words", style="green"))  # Text's == ignores its style
+        await pilot.pause()
+        colours = {seg.style.color.name for seg in panel.render_line(0)
+                   if seg.text.strip() and seg.style is not None and seg.style.color}
+        assert colours == {"#008000"}  # green, as Textual resolves it

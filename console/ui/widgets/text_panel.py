@@ -52,6 +52,10 @@ class TextPanel(Static):
         """The text shown (what `show` built last)."""
         return self._text if self._text is not None else super().content
 
+    @content.setter
+    def content(self, content: Any) -> None:
+        self.update(content)
+
     @property
     def visual(self) -> Visual:
         if self._text is None:
@@ -80,7 +84,7 @@ class TextPanel(Static):
         old = self._line_texts
         new = list(content.split("\n", allow_blank=True))
         # A line that did not change stays the same object: its strip stays cached.
-        self._line_texts = [old[y] if y < len(old) and old[y] == line else line
+        self._line_texts = [old[y] if y < len(old) and _same(old[y], line) else line
                             for y, line in enumerate(new)]
         first = self._text is None
         self._text, self._text_visual = content, None
@@ -97,10 +101,15 @@ class TextPanel(Static):
 
     def render_line(self, y: int) -> Strip:
         """Line `y` as Textual renders it, rendered again only when its text or the
-        width changed; with a text selection the whole text renders, as Static does."""
+        width changed. With a text selection, or content aligned other than to the
+        top left (a line alone would be placed differently), the whole text renders,
+        as Static does."""
         paint_yield()
         lines = self._line_texts
-        if self._text is None or self.text_selection is not None:
+        styles = self.styles
+        if self._text is None or self.text_selection is not None \
+                or styles.content_align_horizontal != "left" \
+                or styles.content_align_vertical != "top":
             return super().render_line(y)
         width = self.size.width
         if y >= len(lines):
@@ -131,6 +140,12 @@ class TextPanel(Static):
             style = self._styles[component] = self.get_component_rich_style(
                 component, partial=True, default=Style())
         return style
+
+
+def _same(old: Text, new: Text) -> bool:
+    """Whether two lines render alike (Text's own == ignores its base style)."""
+    return (old == new and old.style == new.style and old.justify == new.justify
+            and old.overflow == new.overflow and old.no_wrap == new.no_wrap)
 
 
 def _at_line(strip: Strip, y: int) -> Strip:
