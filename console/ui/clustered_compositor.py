@@ -143,7 +143,10 @@ class ClusteredCompositor(Compositor):
                     # x1 and x2 come from all lines of the band and need not be cuts on
                     # this one: the cells before its first cut (and after its last)
                     # belong to chops this widget only partly rendered, never needed.
-                    pieces = strip.divide([cut - x1 for cut in inside])[1:]
+                    if inside and inside[0] == x1:  # the usual case: one chop, no copy
+                        pieces = strip.divide([cut - x1 for cut in inside[1:]])
+                    else:
+                        pieces = strip.divide([cut - x1 for cut in inside])[1:]
                     for cut, piece in zip(inside, pieces, strict=False):
                         if cut in line_need and line_chops[cut] is None:
                             line_chops[cut] = piece
