@@ -70,6 +70,10 @@ def rate(value: float | None) -> str:
     return f"{round(value):,}/s"
 
 
+# From this age on (seconds), ages are shown in this unit (with this suffix).
+_AGE_UNITS = ((172800, 86400, "d"), (7200, 3600, "h"), (120, 60, "m"), (0, 1, "s"))
+
+
 def age(ns: int | None, *, coarse: bool = False) -> str:
     """How long ago, from a duration in ns: 0.4s, 12s, 5m, 3h, 2d.
 
@@ -83,17 +87,8 @@ def age(ns: int | None, *, coarse: bool = False) -> str:
         return "<1s"
     if seconds < 10 and not coarse:
         return f"{seconds:.1f}s"
-    if seconds < 120:
-        return f"{int(seconds)}s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)}m"
-    if seconds < 172800:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86400)}d"
-
-
-# The coarse age's units and the age from which each is used, in seconds.
-_AGE_STEPS = ((1, 0), (1, 1), (60, 120), (3600, 7200), (86400, 172800))
+    _, unit, suffix = next(step for step in _AGE_UNITS if seconds >= step[0])
+    return f"{int(seconds // unit)}{suffix}"
 
 
 def age_changes_in(ns: int) -> int:
@@ -101,15 +96,13 @@ def age_changes_in(ns: int) -> int:
 
     The tick table repaints a row's age only then, not every frame.
     """
-    seconds = max(0, ns) / 1e9
-    unit = 1
-    for step, start in _AGE_STEPS:
-        if seconds >= start:
-            unit = step
-    next_s = (int(seconds // unit) + 1) * unit
+    ns = max(0, ns)
+    seconds = ns / 1e9
     if seconds < 1:
-        next_s = 1
-    return max(1, int(next_s * 1e9) - max(0, ns))
+        return max(1, 1_000_000_000 - ns)
+    _, unit, _ = next(step for step in _AGE_UNITS if seconds >= step[0])
+    next_s = (int(seconds // unit) + 1) * unit
+    return max(1, next_s * 1_000_000_000 - ns)
 
 
 def latency_us(value: float | None) -> str:

@@ -240,11 +240,8 @@ class TickTable(ScrollView, can_focus=True):
 
     def column_offset(self, column: str) -> int | None:
         """Where a shown column starts (cells from the left), None if it does not fit."""
-        layout = self._current_layout()
-        for shown, start in zip(layout.columns, layout.starts, strict=True):
-            if shown.key == column:
-                return start
-        return None
+        span = self._current_layout().cell_span(column)
+        return span[0] if span is not None else None
 
     def row_text(self, vt_symbol: str) -> str:
         """The row as rendered now (plain text), for tests and exports."""
