@@ -47,6 +47,7 @@ from console.ui.commands import (
 from console.ui.diff_driver import diffing
 from console.ui.frame_loop import FrameLoop
 from console.ui.gateway_view import GatewayView
+from console.ui.output_diff import Run
 from console.ui.runner import freeze_heap, share_the_gil
 from console.ui.widgets import paint_yield
 from console.ui.widgets.charts import ChartsPanel
@@ -162,7 +163,12 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
 
     def get_default_screen(self) -> Screen[Any]:
         """The main screen, with a compositor that renders scattered changes in small crops."""
-        return use_clustered_compositor(super().get_default_screen())
+        return use_clustered_compositor(super().get_default_screen(), self._put_cells)
+
+    def _put_cells(self, runs: Sequence[Run]) -> bool:
+        """A partial update's cells straight to the terminal's output diff, if it has one."""
+        put = getattr(self._driver, "put", None)
+        return put is not None and bool(put(runs))
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(THEME_VARIABLE_DEFAULTS)

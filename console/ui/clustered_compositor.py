@@ -19,16 +19,19 @@ Textual would write.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from rich.color import ColorSystem
 from rich.console import Console
 from rich.control import Control
 from textual._compositor import ChopsUpdate, Compositor
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.strip import Strip
+
+from console.ui.output_diff import Run
 
 # A widget renders the dirty lines in at most this many bands (each call has a cost),
 # split only where at least BAND_GAP clean lines lie between two dirty ones.
@@ -40,14 +43,44 @@ BAND_GAP = 6
 NO_CHOPS: Mapping[int, Strip | None] = MappingProxyType({})
 
 Span = tuple[int, int, int]   # y, x1, x2
+# Takes an update's cells as runs; False if it cannot (they are then written as ANSI).
+CellSink = Callable[[Sequence[Run]], bool]
 
 
 class SpanUpdate(ChopsUpdate):
     """Textual's ChopsUpdate, but a chop that starts left of a dirty span is written
     from the span's start, not its own: a changed age at the end of a table row
-    sends that cell, not the row up to it."""
+    sends that cell, not the row up to it.
+
+    With a `sink` (the terminal's output diff, console.ui.diff_driver) the cells
+    go to it as text and SGR parameters: rendering them to ANSI only for the diff
+    to parse them back was a fifth of a frame's cost. Should the sink refuse
+    them, they are rendered to ANSI as before.
+    """
+
+    def __init__(self, chops: Sequence[Mapping[int, Strip | None]], spans: list[Span],
+                 chop_ends: list[list[int]], sink: CellSink | None = None) -> None:
+        super().__init__(chops, spans, chop_ends)
+        self.sink = sink
+
+    def _pieces(self) -> Iterator[tuple[int, int, Strip]]:
+        """(y, x, strip) for each piece of a chop the spans write, in order."""
+        chops, chop_ends = self.chops, self.chop_ends
+        for y, x1, x2 in self.spans:
+            for end, (x, strip) in zip(chop_ends[y], chops[y].items(), strict=False):
+                if strip is None or x >= x2 or end <= x1:
+                    continue
+                if x1 <= x and end <= x2:
+                    yield y, x, strip
+                    continue
+                start = max(x, x1)
+                yield y, start, strip.crop(start - x, min(end, x2) - x)
 
     def render_segments(self, console: Console) -> str:
+        if self.sink is not None:
+            runs = self.runs(console)
+            if runs is not None and self.sink(runs):
+                return ""
         sequences: list[str] = []
         append = sequences.append
         move_to = Control.move_to
@@ -67,6 +100,28 @@ class SpanUpdate(ChopsUpdate):
             if y != last_y:
                 append("\n")
         return "".join(sequences)
+
+    def runs(self, console: Console) -> list[Run] | None:
+        """The pieces as runs of text and SGR parameters (as Strip.render would style
+        them); None if a segment is a control or a link."""
+        color_system = console._color_system or ColorSystem.TRUECOLOR  # as Strip.render
+        render_ansi = Strip.render_ansi
+        runs: list[Run] = []
+        append = runs.append
+        for y, x, strip in self._pieces():
+            for text, style, control in strip:
+                if control is not None:
+                    return None
+                if style is None:
+                    append((y, x, text, None))
+                else:
+                    if style.link:
+                        return None
+                    ansi = style._ansi
+                    append((y, x, text, ansi if ansi is not None
+                            else render_ansi(style, color_system)))
+                x += len(text)
+        return runs
 
 
 def needed_chops(cuts: Sequence[list[int]], spans: Sequence[Span]) -> dict[int, dict[int, int]]:
@@ -100,7 +155,8 @@ class ClusteredCompositor(Compositor):
             return None
         chops = self._render_spans(spans)
         chop_ends = [cut_set[1:] for cut_set in cuts]
-        return SpanUpdate(chops, spans, chop_ends)  # type: ignore[arg-type]
+        sink: CellSink | None = getattr(self, "cell_sink", None)
+        return SpanUpdate(chops, spans, chop_ends, sink)  # type: ignore[arg-type]
 
     def _render_spans(self, spans: Sequence[Span]) -> list[Mapping[int, Strip | None]]:
         """The chops `spans` write, each from the front-most widget covering it."""
@@ -173,7 +229,10 @@ def line_bands(lines: Sequence[int], top: int, bottom: int,
     return bands
 
 
-def use_clustered_compositor(screen: Screen[Any]) -> Screen[Any]:
-    """Give `screen` the clustered compositor (it keeps no state of its own)."""
-    screen._compositor.__class__ = ClusteredCompositor
+def use_clustered_compositor(screen: Screen[Any], sink: CellSink | None = None
+                             ) -> Screen[Any]:
+    """Give `screen` the clustered compositor; its partial updates go to `sink`."""
+    compositor = screen._compositor
+    compositor.__class__ = ClusteredCompositor
+    compositor.cell_sink = sink  # type: ignore[attr-defined]
     return screen

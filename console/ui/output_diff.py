@@ -21,6 +21,7 @@ never show something else.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rich.cells import cell_len
 
@@ -35,11 +36,18 @@ _TOKEN = re.compile(
 )
 # An escape sequence left unfinished at the end of a write.
 _CUT_ESCAPE = re.compile(r"\x1b(\[[0-9;?]*)?\Z")
+# A control character: never part of a cell.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Private modes that switch or clear the screen: the model no longer holds.
 _SCREEN_MODES = {"?1049", "?1047", "?47"}
 # A gap of at most this many known, same-pen cells is rewritten instead of
 # moving the cursor over it (a cursor move costs 6-8 bytes).
 _REWRITE_GAP = 4
+
+# Text put at a place with the SGR parameters of its style: (y, x, text, sgr).
+# sgr None is unstyled text, written in whatever pen is current; a non-empty
+# sgr is written as Textual writes a styled segment, the pen reset after it.
+Run = tuple[int, int, str, "str | None"]
 
 
 class _Fallback(Exception):
@@ -61,6 +69,8 @@ class OutputDiff:
         self._in_y = self._in_x = 0
         self._in_pen = ""
         self._cursor_shown = True                # Textual hides it; an Input may show it
+        # Runs of cells put in the model (see `put`) that the next write sends.
+        self._pending: list[tuple[int, int, int, str]] = []
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -72,6 +82,48 @@ class OutputDiff:
         self._out_y = self._out_x = None
         self._in_y = self._in_x = 0
         self._in_pen = ""
+        self._pending = []
+
+    def put(self, runs: Sequence[Run]) -> bool:
+        """Put styled text straight into the model, as if written, without the ANSI.
+
+        The same as feeding the write Textual would have made of these runs (a
+        cursor move before each, SGR and reset around each styled one), minus
+        making that string and parsing it back. What changed is sent by the next
+        `feed`. False, and nothing put, where a run holds what the model does not
+        follow (a control, wide or zero-width character): write the ANSI then.
+        """
+        for _, _, text, _ in runs:
+            if text.isascii():
+                if not text.isprintable():
+                    return False
+            elif _CONTROL.search(text) or "\x1b" in text or cell_len(text) != len(text):
+                return False
+        text_at, changed, pen = self._text, self._pending, self._in_pen
+        y = x = 0
+        for y, x, text, sgr in runs:
+            if sgr:
+                if text:
+                    text_at(y, x, text, _apply_sgr(pen, sgr), changed)
+                pen = ""
+            elif text:
+                text_at(y, x, text, pen, changed)
+            x += len(text)
+        if runs:
+            self._in_y, self._in_x, self._in_pen = y, x, pen
+        return True
+
+    def flush(self) -> str:
+        """What must be written for the cells put since the last write."""
+        return self._out(self._pending_out())
+
+    def _pending_out(self) -> str:
+        if not self._pending:
+            return ""
+        out: list[str] = []
+        self._write_cells(self._pending, out)
+        self._pending = []
+        return "".join(out)
 
     def feed(self, data: str) -> str:
         """What to write instead of `data` so the terminal ends up the same."""
@@ -92,10 +144,12 @@ class OutputDiff:
         self._tail = data[cut.start():] if cut else ""
         if cut:
             data = data[:cut.start()]
+        put = len(self._pending)
         try:
             body = self._diff(data)
         except _Fallback:
-            body = self._reset_pen() + data
+            del self._pending[put:]  # the cells of `data`: it is written whole
+            body = self._pending_out() + self._reset_pen() + data
             self.reset()
         if not body:
             return ""
@@ -122,7 +176,7 @@ class OutputDiff:
 
     def _diff(self, data: str) -> str:
         out: list[str] = []
-        changed: list[tuple[int, int, int, str]] = []
+        changed = self._pending   # cells put since the last write go out with this one
         y, x, pen = self._in_y, self._in_x, self._in_pen
         cursor_set = False          # the write's last token placed the cursor
         text_at = self._text
@@ -164,6 +218,7 @@ class OutputDiff:
         self._in_y, self._in_x, self._in_pen = y, x, pen
         if changed:
             self._write_cells(changed, out)
+            self._pending = []
         if cursor_set and self._cursor_shown and (self._out_y, self._out_x) != (y, x):
             # The write ends by placing the cursor (Textual's cursor_position): keep it
             # while the cursor is shown; a hidden cursor's place shows nothing.

@@ -12,9 +12,16 @@ import random
 from typing import Any
 
 import msgspec
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
+from textual.driver import Driver
+from textual.strip import Strip
 
 from console.model import History, TelemetryRecord
 from console.ui.app import TradeConsole
+from console.ui.clustered_compositor import SpanUpdate
+from console.ui.diff_driver import diffing
 from console.ui.fixtures import FrozenSource, build_frozen_book
 from console.ui.output_diff import SYNC_END, SYNC_START, OutputDiff, pen_change
 from services.runtime.config import load_config
@@ -103,11 +110,15 @@ def test_every_pen_change_gives_the_pen_a_reset_would() -> None:
             assert len(change) <= len(f"\x1b[0;{new}m"), (old, new, change)
 
 
-def capture_frames(app: TradeConsole, writes: list[str]) -> None:
-    """Keep what Textual would write for each update (headless apps write nothing)."""
+def capture_frames(app: TradeConsole, writes: list[str], updates: list[Any] | None = None
+                   ) -> None:
+    """Keep what Textual would write for each update (headless apps write nothing),
+    and the updates themselves if asked."""
     def display(screen: Any, update: Any) -> None:
         if update is not None:
             writes.append(update.render_segments(app.console))
+            if updates is not None:
+                updates.append(update)
     app._display = display  # type: ignore[method-assign]
 
 
@@ -123,36 +134,41 @@ def recorded_console(seed: int) -> tuple[TradeConsole, list[str], Any]:
     return app, writes, clock
 
 
+async def churn(app: TradeConsole, pilot: Any, clock: Any, steps: int, seed: int) -> None:
+    """Rows, charts and the log changing in the same frames, a pause, the cursor moving."""
+    rng = random.Random(seed)
+    keys = app.table.visible_symbols()
+    for step in range(steps):
+        rows = {}
+        for key in rng.sample(keys, 6):
+            row = app.table.row(key)
+            assert row is not None and row.last is not None
+            rows[key] = msgspec.structs.replace(
+                row, last=row.last + rng.choice((-0.25, 0.25)), ticks=row.ticks + 1)
+        app.table.apply(rows, [])
+        # The panels beside the table change in the same frames, on the same lines.
+        rates = [rng.uniform(0, 500) for _ in range(step + 2)]
+        app.charts.show_history(History(rate_total=rates, rate_by_feed={"tcp://x:1": rates},
+                                        latency_p50_us=rates[::-1], latency_p99_us=rates))
+        if step % 3 == 0:
+            app.telemetry.add([TelemetryRecord("pub-1", "logs", "WARNING",
+                                               f"slow consumer {step}", clock.wall_ns())])
+            app.telemetry.refresh_view()
+        if step % 10 == 3:
+            app.toggle_pause()
+        if step % 7 == 0:
+            await pilot.press("down")
+        await pilot.pause()
+
+
 @pilot_test
 async def test_the_consoles_own_frames_diffed_show_the_same_screen() -> None:
     app, writes, clock = recorded_console(seed=3)
-    rng = random.Random(5)
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
         app.screen.refresh()  # the first write is the whole screen
         await pilot.pause()
-        keys = app.table.visible_symbols()
-        for step in range(40):
-            rows = {}
-            for key in rng.sample(keys, 6):
-                row = app.table.row(key)
-                assert row is not None and row.last is not None
-                rows[key] = msgspec.structs.replace(
-                    row, last=row.last + rng.choice((-0.25, 0.25)), ticks=row.ticks + 1)
-            app.table.apply(rows, [])
-            # The panels beside the table change in the same frames, on the same lines.
-            rates = [rng.uniform(0, 500) for _ in range(step + 2)]
-            app.charts.show_history(History(rate_total=rates, rate_by_feed={"tcp://x:1": rates},
-                                            latency_p50_us=rates[::-1], latency_p99_us=rates))
-            if step % 3 == 0:
-                app.telemetry.add([TelemetryRecord("pub-1", "logs", "WARNING",
-                                                   f"slow consumer {step}", clock.wall_ns())])
-                app.telemetry.refresh_view()
-            if step % 10 == 3:
-                app.toggle_pause()
-            if step % 7 == 0:
-                await pilot.press("down")
-            await pilot.pause()
+        await churn(app, pilot, clock, steps=40, seed=5)
         updates = len(writes)
         app.screen.refresh()  # now the whole screen, as one update
         await pilot.pause()
@@ -183,3 +199,110 @@ def test_writes_cut_anywhere_show_the_same_screen() -> None:
     for size in (1, 3, 7, 11):
         chunks = [text[i:i + size] for text in frames for i in range(0, len(text), size)]
         both(chunks)
+
+
+@pilot_test
+async def test_cells_put_without_their_ansi_send_what_the_ansi_would() -> None:
+    """The console's partial updates as runs (SpanUpdate.runs into OutputDiff.put): the
+    same bytes as diffing their ANSI, and the same screen as the raw ANSI."""
+    app, writes, clock = recorded_console(seed=4)
+    updates: list[Any] = []
+    capture_frames(app, writes, updates)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        app.screen.refresh()
+        await pilot.pause()
+        await churn(app, pilot, clock, steps=30, seed=6)
+    raw, fed, put = VtScreen(160, 45), OutputDiff(), OutputDiff()
+    via_put = VtScreen(160, 45)
+    puts = 0
+    for write, update in zip(writes, updates, strict=True):
+        raw.feed(write)
+        expected = fed.feed(write)
+        runs = update.runs(app.console) if isinstance(update, SpanUpdate) else None
+        if runs is not None and put.put(runs):
+            puts += 1
+            sent = put.feed("")
+        else:
+            sent = put.feed(write)
+        assert sent == expected
+        via_put.feed(sent)
+        assert via_put.cells == raw.cells
+    assert puts > 20, f"only {puts} updates went as runs"
+
+
+def test_runs_it_does_not_follow_are_refused_and_change_nothing() -> None:
+    diff = OutputDiff()
+    first = frame((0, 0, "hello", BASE))
+    diff.feed(first)
+    for text in ("漢字", "a\x07b", "tab\there", "\x1b[2J"):
+        assert diff.put([(0, 0, "ok", BASE), (0, 2, text, None)]) is False
+        assert diff.feed(first) == "", f"{text!r} left something in the model"
+    assert diff.put([(0, 0, "HE", BASE)])
+    screen = VtScreen(10, 1)
+    screen.feed(first + diff.feed(""))
+    assert screen.text()[0].startswith("HEllo")
+
+
+def test_a_link_or_control_segment_goes_as_ansi() -> None:
+    strip = Strip([Segment("click", Style(link="https://example.com"))])
+    update = SpanUpdate([{0: strip}], [(0, 0, 5)], [[5]])
+    assert update.runs(Console()) is None
+    plain = SpanUpdate([{0: Strip([Segment("plain", Style(bold=True))])}], [(0, 0, 5)], [[5]])
+    assert plain.runs(Console()) == [(0, 0, "plain", "1")]
+
+
+class _Terminal(Driver):
+    """A driver writing to a list: the diffing mixin's write path, without a tty."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write(self, data: str) -> None:
+        self.written.append(data)
+
+    def start_application_mode(self) -> None:
+        pass
+
+    def disable_input(self) -> None:
+        pass
+
+    def stop_application_mode(self) -> None:
+        pass
+
+
+def test_cells_put_before_the_screen_is_forgotten_are_still_written() -> None:
+    driver: Any = diffing(_Terminal)()
+    first = frame((0, 0, "hello", BASE))
+    driver.write(first)
+    assert driver.put([(0, 0, "J", BASE)])
+    driver.forget_screen()          # a resize, from the input thread
+    driver.write(first)             # the next frame: whole, after the put cell
+    screen = VtScreen(10, 1)
+    screen.feed("".join(driver.written))
+    assert screen.text()[0].startswith("hello")
+    assert "J" in driver.written[1]
+    # The model was forgotten: the same frame is written in full once more, then not.
+    before = len(driver.written)
+    driver.write(first)
+    assert len(driver.written) == before
+
+
+def test_runs_carry_the_pen_from_segment_to_segment_as_the_ansi_does() -> None:
+    """A styled segment is reset after it; unstyled ones, and styles with no codes,
+    go on in the pen before them (here an underline a previous write left set)."""
+    segments = [Segment("b"), Segment("A", Style(bold=True)), Segment("c"), Segment("d", Style()),
+                Segment("", Style(italic=True)), Segment("e")]
+    update = SpanUpdate([{0: Strip(segments)}], [(0, 0, 5)], [[5]])
+    console = Console(color_system="truecolor")
+    runs = update.runs(console)
+    assert runs is not None
+    left_set = "\x1b[1;1Hxxxxx\x1b[4m"
+    fed, put = OutputDiff(), OutputDiff()
+    raw, via_put = VtScreen(6, 1), VtScreen(6, 1)
+    for diff, screen in ((fed, raw), (put, via_put)):
+        screen.feed(diff.feed(left_set))
+    raw.feed(fed.feed(update.render_segments(console)))
+    assert put.put(runs)
+    via_put.feed(put.feed(""))
+    assert via_put.cells == raw.cells
