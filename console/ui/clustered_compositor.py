@@ -81,25 +81,10 @@ class SpanUpdate(ChopsUpdate):
             runs = self.runs(console)
             if runs is not None and self.sink(runs):
                 return ""
-        sequences: list[str] = []
-        append = sequences.append
+        # Every piece starts with a move to its own place: no newlines between lines.
         move_to = Control.move_to
-        chops, chop_ends = self.chops, self.chop_ends
-        last_y = self.spans[-1][0]
-        for y, x1, x2 in self.spans:
-            for end, (x, strip) in zip(chop_ends[y], chops[y].items(), strict=False):
-                if strip is None or x >= x2 or end <= x1:
-                    continue
-                if x1 <= x and end <= x2:
-                    append(move_to(x, y).segment.text)
-                    append(strip.render(console))
-                    continue
-                start = max(x, x1)
-                append(move_to(start, y).segment.text)
-                append(strip.crop(start - x, min(end, x2) - x).render(console))
-            if y != last_y:
-                append("\n")
-        return "".join(sequences)
+        return "".join([move_to(x, y).segment.text + strip.render(console)
+                        for y, x, strip in self._pieces()])
 
     def runs(self, console: Console) -> list[Run] | None:
         """The pieces as runs of text and SGR parameters (as Strip.render would style
