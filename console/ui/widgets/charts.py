@@ -27,7 +27,13 @@ def short_endpoint(endpoint: str) -> str:
 
 
 class SparkRow(Horizontal):
-    """A label with the latest value, then the sparkline."""
+    """A label with the latest value, then the sparkline.
+
+    The row holds its two children rather than querying for them: a row
+    mounted as a feed appears can get its Mount event after shutdown has
+    already pruned its children, and painting must not depend on them being
+    in the DOM.
+    """
 
     DEFAULT_CSS = """
     SparkRow { height: 1; }
@@ -42,10 +48,12 @@ class SparkRow(Horizontal):
         self._formatter = formatter
         self._data: tuple[float, ...] = ()
         self._label = ""
+        self._label_widget = Label(f"{title} {fmt.MISSING}")
+        self._bars = SparkBars()
 
     def compose(self) -> ComposeResult:
-        yield Label(f"{self._title} {fmt.MISSING}")
-        yield SparkBars()
+        yield self._label_widget
+        yield self._bars
 
     @property
     def values(self) -> tuple[float, ...]:
@@ -68,8 +76,8 @@ class SparkRow(Horizontal):
         label = f"{self._title} {self._formatter(latest)}"
         if label != self._label:
             self._label = label
-            self.query_one(Label).update(label, layout=False)
-        self.query_one(SparkBars).set_data(self._data)
+            self._label_widget.update(label, layout=False)
+        self._bars.set_data(self._data)
 
 
 class ChartsPanel(Vertical):
