@@ -75,6 +75,7 @@ class FrameLoop:
         self._held_removed: list[str] = []
         self._received_total = 0
         self._feed_states: list[str] = []
+        self._feed_looks: list[tuple[str, str]] = []   # (connection, state) per feed
         self._exchange_tabs: dict[str, str] = {}     # tab id -> exchange
         self._exchanges_seen: set[str] = set()
         self._gateway_seen: list[tuple[str, str | None]] = []
@@ -102,16 +103,19 @@ class FrameLoop:
         update = self.source.drain()
         self._apply_rows(update)
         self._received_total = update.received_total
-        feed_states = [f.state for f in update.feeds]
+        feed_looks = [(f.connection, f.state) for f in update.feeds]
+        feeds_moved = feed_looks != self._feed_looks
         news = bool(update.rows or update.removed or update.telemetry or update.events) \
-            or feed_states != self._feed_states
-        self._feed_states = feed_states
+            or feeds_moved
+        self._feed_looks = feed_looks
+        self._feed_states = [state for _, state in feed_looks]
         now = self._clock_ns()
         # While ticks flow, counters change every frame. Repainting the panels and
         # the status bar in the same frame as the table makes Textual re-render
         # nearly the whole screen (it updates one rectangle around all changes),
-        # so under load they repaint at most every PANEL_INTERVAL_NS.
-        panels = update.pending == 0 or now >= self._panels_due_ns
+        # so under load they repaint at most every PANEL_INTERVAL_NS; a feed whose
+        # connection or state moved shows in this frame all the same.
+        panels = update.pending == 0 or now >= self._panels_due_ns or feeds_moved
         if panels:
             self._panels_due_ns = now + PANEL_INTERVAL_NS
             self.feeds_panel.show_feeds(update.feeds)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from msgpack import packb
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 from textual.widgets import Static
 
-from console.model import CONN_CONNECTED, CONN_DISCONNECTED, FEED_OK, FEED_STALE
+from console.feed.book import FeedBook
+from console.model import (
+    CONN_CONNECTED,
+    CONN_DISCONNECTED,
+    FEED_OK,
+    FEED_STALE,
+    FrameUpdate,
+)
+from console.ui.app import TradeConsole
+from console.ui.fixtures import FEED_ENDPOINTS, FrozenSource, build_frozen_book
 from console.ui.widgets.feeds_panel import FeedsPanel
-from tests.ui.test_app import pilot_test
+from services.runtime.config import load_config
+from tests.ui.test_app import pilot_test, until
 from tests.watch.test_engine import feed_row
 from themes import THEME_VARIABLE_DEFAULTS
 
@@ -96,3 +109,55 @@ async def test_a_line_whose_only_change_is_its_style_is_repainted() -> None:
         colours = {seg.style.color.name for seg in panel.render_line(0)
                    if seg.text.strip() and seg.style is not None and seg.style.color}
         assert colours == {"#008000"}  # green, as Textual resolves it
+
+
+class FlowingSource(FrozenSource):
+    """The frozen book with one more tick before every drain: the feed never goes quiet,
+    so the panels stay on their slower under-load pace."""
+
+    def __init__(self, book: FeedBook) -> None:
+        super().__init__(book)
+        self.book = book
+        self.drains = 0
+        self.before_drain: Callable[[], None] | None = None
+
+    def drain(self) -> FrameUpdate:
+        self.drains += 1
+        if self.before_drain is not None:
+            self.before_drain()
+        self.book.on_frame(0, b"EURUSD.IDEALPRO", packb({
+            "symbol": "EURUSD", "exchange": "IDEALPRO", "vt_symbol": "EURUSD.IDEALPRO",
+            "last_price": 1.08 + self.drains / 10_000}))
+        return self.book.drain()
+
+
+def _feed_line(content: str, endpoint: str) -> str:
+    return next(line for line in content.splitlines() if endpoint in line)
+
+
+@pilot_test
+async def test_a_feed_that_drops_shows_in_the_next_frame_while_ticks_flow() -> None:
+    """Counters repaint at most every PANEL_INTERVAL_NS while ticks flow; a feed's
+    connection or state is no counter. The app's clock stands still here, so the
+    panels' next slot never comes: only the change itself can bring it on screen."""
+    book, _ = build_frozen_book(symbols=6, ticks=60, seed=1)
+    source = FlowingSource(book)
+    config = load_config(use_user_file=False, env={}, overrides={"console.fps": 20})
+    app = TradeConsole(config, source=source, clock_ns=lambda: 10**12, freeze_gc=False)
+    dropped = FEED_ENDPOINTS[1]
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.query_one(FeedsPanel)
+        await until(pilot, lambda: source.drains > 3 and dropped in str(panel.content),
+                    what="the feeds panel")
+        assert _feed_line(str(panel.content), dropped).split()[1] == "connected"
+        painted: list[str] = []
+
+        def drop() -> None:
+            book.set_connection(1, CONN_DISCONNECTED)
+            # The next drain comes after the frame that drained the drop has painted.
+            source.before_drain = lambda: painted.append(str(panel.content))
+
+        source.before_drain = drop
+        await until(pilot, lambda: painted, what="the frame after the drop")
+        assert _feed_line(painted[0], dropped).split()[1] in ("disconnected", "reconnecting")
+        assert _feed_line(painted[0], FEED_ENDPOINTS[0]).split()[1] == "connected"
