@@ -74,7 +74,6 @@ class FrameLoop:
         self._held_rows: dict[str, Any] = {}
         self._held_removed: list[str] = []
         self._received_total = 0
-        self._feed_states: list[str] = []
         self._feed_looks: list[tuple[str, str]] = []   # (connection, state) per feed
         self._exchange_tabs: dict[str, str] = {}     # tab id -> exchange
         self._exchanges_seen: set[str] = set()
@@ -108,7 +107,6 @@ class FrameLoop:
         news = bool(update.rows or update.removed or update.telemetry or update.events) \
             or feeds_moved
         self._feed_looks = feed_looks
-        self._feed_states = [state for _, state in feed_looks]
         now = self._clock_ns()
         # While ticks flow, counters change every frame. Repainting the panels and
         # the status bar in the same frame as the table makes Textual re-render
@@ -241,8 +239,8 @@ class FrameLoop:
             gateway_state=status.state if status is not None else None,
             rtt_ms=status.rtt_ms if status is not None else None,
             trading_state=trading.state if trading is not None else None,
-            feeds_ok=feeds_ok(self._feed_states),
-            feeds_total=len(self._feed_states),
+            feeds_ok=feeds_ok([state for _, state in self._feed_looks]),
+            feeds_total=len(self._feed_looks),
             received_total=self._received_total,
             readonly=self.readonly,
             paused=self._paused,
