@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import zmq
+
 from console.feed import wire as wire
 from console.feed.ingest import Ingest
 from services.protocol import Limits
@@ -39,7 +41,8 @@ class IngestServer:
 
     def __init__(self, end: ChildEnd) -> None:
         self.end = end
-        self.ingest = build_ingest(end.settings)
+        # One context for the pipe and the feeds: one I/O thread fewer to wake.
+        self.ingest = build_ingest(end.settings, end.context)
         # A drain held while nothing is new: (answer by, watched symbol).
         self._held: tuple[float, str | None] | None = None
 
@@ -98,7 +101,7 @@ class IngestServer:
         self.end.reply(wire.UPDATE, (update, detail))
 
 
-def build_ingest(settings: dict[str, Any]) -> Ingest:
+def build_ingest(settings: dict[str, Any], context: zmq.Context | None = None) -> Ingest:
     return Ingest(
         settings["endpoints"],
         rcvhwm=settings["rcvhwm"],
@@ -110,6 +113,7 @@ def build_ingest(settings: dict[str, Any]) -> Ingest:
         latency_ring=settings["latency_ring"],
         keys_dir=settings.get("keys_dir"),
         record_path=settings.get("record_path"),
+        context=context,
     )
 
 

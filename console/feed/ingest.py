@@ -54,6 +54,8 @@ UI_RESCUE_S = 0.03
 POLL_MS = 100
 # Messages at the start of a batch for which _receive_batch asks before receiving.
 ASK_FIRST = 4
+# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
+EVENTS, POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class Ingest:
@@ -316,14 +318,14 @@ class Ingest:
         on_frame = self._book.on_frame
         noblock = zmq.NOBLOCK
         recording = self._recording
-        events, pollin = sock.get, zmq.POLLIN
+        events = sock.get
         with self._lock:
             writer = recording.writer
             for n in range(BATCH):
                 # The first few messages of a batch ask whether one is waiting: on a
                 # trickle that is the whole batch, and asking costs less than the
                 # zmq.Again of an empty receive. A busy socket pays Again once per batch.
-                if n < ASK_FIRST and not events(zmq.EVENTS) & pollin:
+                if n < ASK_FIRST and not events(EVENTS) & POLLIN:
                     return False
                 try:
                     topic = recv(noblock)

@@ -37,6 +37,9 @@ from services.runtime.errors import UsageError
 
 log = logging.getLogger(__name__)
 
+# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+
 
 class ChildService(Protocol):
     """What a child runs: opened once, served until told to stop, closed once."""
@@ -92,7 +95,7 @@ class ChildEnd:
         while True:
             # Asking first is cheaper than the zmq.Again a receive raises when empty,
             # and this runs on every turn of a receive loop.
-            if not control.get(zmq.EVENTS) & zmq.POLLIN:
+            if not control.get(_EVENTS) & _POLLIN:
                 return self.parent_alive()
             try:
                 frames = control.recv_multipart(zmq.NOBLOCK)
