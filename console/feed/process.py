@@ -60,6 +60,8 @@ HUNG_S = 10.0
 RESTART_BACKOFF_S = 5.0
 STOP_TIMEOUT_S = 2.0
 NOT_ANSWERING = "the console's ingest process is not answering"
+# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 UNSENT = object()
 
 INGEST_CHILD = ChildSpec(
@@ -262,6 +264,19 @@ class IngestProcess:
     def answers(self) -> int:
         """Updates the process has sent so far (one per answered drain)."""
         return self._answers
+
+    def answer_waiting(self) -> bool:
+        """Whether the next drain() has something to take (an update waiting on the
+        pipe or kept aside), or no request is out; cheap enough for every fps tick."""
+        if self._stash or not self._asked:
+            return True
+        sock = self._child.socket
+        if sock is None:
+            return True
+        try:
+            return bool(sock.get(_EVENTS) & _POLLIN)
+        except zmq.ZMQError:  # closed: the process is being restarted
+            return True
 
     def wake_socket(self) -> zmq.Socket[Any] | None:
         """The pipe an answer arrives on, for the UI's event loop to watch."""

@@ -161,7 +161,8 @@ class FrameLoop:
 
     def _start_frames(self) -> None:
         """Frames at `fps` from now on, slower while idle (console.ui.frame_pace)."""
-        self._pace = FramePace(self, self._frame, self.fps, self.source, self._clock_ns)
+        self._pace = FramePace(self, self._frame, self.fps, self.source, self._clock_ns,
+                               due_ns=self.table.next_change_ns)
 
     @property
     def idle(self) -> bool:

@@ -55,3 +55,29 @@ async def test_a_source_without_a_wake_socket_still_idles_and_paints(tmp_path: P
         await until(pilot, lambda: app.idle, what="idle")
         app.toggle_pause()  # a key still acts at once while idle
         assert app.paused
+
+
+@pilot_test
+async def test_between_slow_ticks_the_fps_timer_runs_no_frame_and_drains_nothing(
+    feed: Feed, tmp_path: Path
+) -> None:
+    """A tick or two a second must not cost `fps` frames: the timer's ticks with
+    nothing new, nothing due and the last frame recent do nothing at all, and the
+    ingest process is not asked again until it has news."""
+    app = make_app([feed.endpoint], tmp_path, **{"console.fps": 20})
+    async with app.run_test(size=(120, 30)) as pilot:
+        feed.wait_subscribed()
+        feed.tick("A.X", 1.0)
+        await until(pilot, lambda: app.table.row("A.X") is not None, what="first tick")
+        pace = app.frame_pace
+        assert pace is not None
+        skipped, answers = pace.skipped, app.source.answers
+        await until(pilot, lambda: pace.skipped >= skipped + 3 or app.idle,
+                    what="fps ticks with nothing to do")
+        assert pace.skipped >= skipped + 3, "the loop went idle before skipping a tick"
+        # At most the answer the first tick's frame had asked for, and one for a
+        # history second; before, every frame was answered (20 a second).
+        assert app.source.answers <= answers + 2
+        feed.tick("A.X", 1.5)
+        await until(pilot, lambda: (row := app.table.row("A.X")) is not None and row.last == 1.5,
+                    what="the next tick, shown although the ticks before it skipped")

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from console.model import SymbolRow
 from console.ui.clustered_compositor import use_clustered_compositor
 from console.ui.filtering import parse_filter
+from console.ui.widgets.table_paint import AGE_BEAT_NS
 from console.ui.widgets.tick_table import FLASH_NS, TickTable, fit_columns
 from tests.ui.test_app import pilot_test
 from tests.ui.test_output_diff import capture_frames
@@ -139,6 +140,39 @@ async def test_flash_then_stale_by_the_clock() -> None:
         clock.now += 11 * S
         table.advance_frame()
         assert "STALE 11s" in table.row_text("AAPL.NASDAQ")
+
+
+@pilot_test
+async def test_ages_move_together_on_the_beat_at_most_one_beat_late() -> None:
+    # Four rows updated at four moments of one beat: exact ages would turn from
+    # "<1s" to "1s" in four different frames; on the beat they turn in one.
+    clock = Clock()
+    app = TableApp(clock, stale_after_s=30.0)
+    start = clock.now
+    updated = {f"S{i}.SIM": start + ms * 1_000_000 for i, ms in enumerate((20, 160, 310, 440))}
+    clock.now = start + 450_000_000
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply({vt: row(vt, 100.0, ns=ns) for vt, ns in updated.items()})
+        await pilot.pause()
+        order = table.visible_symbols()
+        turned: dict[str, int] = {}
+        due_before: list[int] = []
+        while len(turned) < len(updated) and clock.now < start + 3 * S:
+            due_before.append(table.next_change_ns())
+            clock.now += 50_000_000
+            table.advance_frame()
+            for vt in updated:
+                # What the screen shows for the row: its painted line, not a fresh render.
+                line = table.render_line(order.index(vt) + 1).text
+                if vt not in turned and " 1s" in line:
+                    turned[vt] = clock.now
+        assert set(turned) == set(updated), "some ages never turned"
+        beat = -(-(start + S + 20_000_000) // AGE_BEAT_NS) * AGE_BEAT_NS
+        assert set(turned.values()) == {beat}, "the ages turned in different frames"
+        for vt, ns in updated.items():
+            assert 0 <= turned[vt] - (ns + S) < AGE_BEAT_NS, f"{vt} turned too late"
+        assert beat in due_before, "the table did not say when its ages were due"
 
 
 @pilot_test

@@ -5,7 +5,14 @@ look (row version, width, cursor, focus, flash, staleness, age text, theme).
 The widget asks whether a line is still current to decide what to refresh.
 What time alone changes (the age text, the end of a flash, turning stale) is
 kept as the time the line is next due, so asking costs a comparison, not a
-new key per row per frame.
+new key per row per frame. The soonest of those times tells the frame loop
+when a quiet table next needs a frame at all.
+
+Ages move on a shared beat (AGE_BEAT_NS): a row's age text is repainted at
+the first beat after it changed, so the ages of fifty rows ticking at
+fifty different moments of a second cost two frames a second, not twenty.
+The text is always the exact age when it is painted; it is at most one beat
+late. Flashes and staleness keep their own moment.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ from console.ui.widgets.table_render import (
     row_cells,
     row_styles,
 )
+
+# Age texts move on this beat of the app's clock (see the module docstring).
+AGE_BEAT_NS = 500_000_000
+# "Nothing is due": later than any clock reading.
+NEVER_NS = 1 << 62
 
 
 class RenderKey(NamedTuple):
@@ -54,6 +66,12 @@ class LinePainter:
         # key -> (render key, the time its look next changes by time alone, strip)
         self._strips: dict[str, tuple[RenderKey, int, Strip]] = {}
         self._header: tuple[tuple[Any, ...], Strip] | None = None
+        # The soonest due time of the lines checked or painted since `reset_soonest`.
+        self.soonest_ns = NEVER_NS
+
+    def reset_soonest(self) -> None:
+        """Start collecting the soonest due time anew (once per frame, before the scan)."""
+        self.soonest_ns = NEVER_NS
 
     def forget(self, key: str) -> None:
         """Drop what was painted for an evicted symbol."""
@@ -80,9 +98,12 @@ class LinePainter:
         if cached is None or now >= cached[1]:
             return False
         painted = cached[0]
-        return (painted.version == self._data.versions.get(key, 0)
-                and painted.width == layout.width and painted.cursor == (key == cursor_key)
-                and painted.focused == focused and painted.style_gen == self._style_gen)
+        current = (painted.version == self._data.versions.get(key, 0)
+                   and painted.width == layout.width and painted.cursor == (key == cursor_key)
+                   and painted.focused == focused and painted.style_gen == self._style_gen)
+        if current and cached[1] < self.soonest_ns:
+            self.soonest_ns = cached[1]
+        return current
 
     def line(self, key: str, layout: Layout, now: int, cursor_key: str | None,
              focused: bool) -> Strip:
@@ -95,8 +116,14 @@ class LinePainter:
             strip = cached[2]  # due, but time changed nothing it shows
         else:
             strip = self._paint_row(key, layout, now, render_key.cursor)[0]
-        self._strips[key] = (render_key, self._due(key, now), strip)
+        self._store(key, render_key, now, strip)
         return strip
+
+    def _store(self, key: str, render_key: RenderKey, now: int, strip: Strip) -> None:
+        due = self._due(key, now)
+        self._strips[key] = (render_key, due, strip)
+        if due < self.soonest_ns:
+            self.soonest_ns = due
 
     def data_changed_only(self, key: str, layout: Layout, now: int, cursor_key: str | None,
                           focused: bool) -> bool:
@@ -124,7 +151,7 @@ class LinePainter:
         moved = [name for name, old, new in zip(RenderKey._fields, painted, now_key, strict=True)
                  if old != new]
         if not moved:
-            self._strips[key] = (painted, self._due(key, now), cached[2])
+            self._store(key, painted, now, cached[2])
             return ""
         if moved == ["age"]:
             return "age"
@@ -133,10 +160,10 @@ class LinePainter:
         return None
 
     def _due(self, key: str, now: int) -> int:
-        """When the line painted at `now` changes by time alone: its age text's next
-        change, the end of its flash, or its turning stale."""
+        """When the line painted at `now` changes by time alone: the beat after its
+        age text's next change, the end of its flash, or its turning stale."""
         age_ns = now - self._data.rows[key].updated_ns
-        due = now + fmt.age_changes_in(age_ns)
+        due = -(-(now + fmt.age_changes_in(age_ns)) // AGE_BEAT_NS) * AGE_BEAT_NS
         flash_until = self._data.flash_until(key)
         if flash_until is not None and flash_until > now:
             due = min(due, flash_until)

@@ -251,8 +251,16 @@ class TickTable(ScrollView, can_focus=True):
 
     # --- frames and order ---------------------------------------------------------
 
+    def next_change_ns(self) -> int:
+        """When time alone next changes a line on screen (an age on its beat, a flash
+        ending, a row turning stale), on the app's clock; NEVER_NS when nothing will.
+
+        Known once the frame's lines were checked and the changed ones painted."""
+        return self._painter.soonest_ns
+
     def _end_frame(self, refresh: Iterable[str]) -> None:
         """Rebuild the order when the data says so, else repaint what changed."""
+        self._painter.reset_soonest()
         if self._data.end_frame():
             self._rebuild_order()
             return
