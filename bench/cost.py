@@ -18,6 +18,8 @@ run, the plain pyzmq subscriber (`bench.raw sub`: `recv()` + `recv()` +
 the floor libzmq and the interpreter set, so the console is read as a ratio.
 The idle row is a feed that is connected and sends nothing (a feeder that
 waits an hour after the subscription): what the console costs doing nothing.
+The 5 msg/s row is a quiet feed: a table whose rows tick now and then, every
+age on screen still turning over once a second.
 
     .venv/bin/python -m bench.cost [--quick] [--only RATE[,RATE...]] [--seconds S]
 
@@ -84,6 +86,8 @@ class Feed:
 
 FEEDS: tuple[Feed, ...] = (
     Feed(0.0, 0, "idle"),
+    # A quiet feed: ticks now and then, every row's age turning over each second.
+    Feed(5.0, 10, "5"),
     Feed(200.0, 50, "200"),
     Feed(1000.0, 200, "1k"),
     Feed(10_000.0, 2000, "10k"),
