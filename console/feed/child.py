@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # The longest an idle UI's drain is held (the parent shows feeds DOWN after
 # console.feed.process.SILENT_S without an answer).
 MAX_HOLD_MS = 1000
+# The longest the receive loop sleeps with nothing arriving: how late a feed
+# turning STALE or a history second is noticed for a held drain. Every wake-up
+# of an idle process costs CPU; requests and ticks wake it at once anyway.
+IDLE_WAIT_MS = 250
 
 
 class IngestServer:
@@ -50,7 +54,14 @@ class IngestServer:
         self.ingest.open()  # UsageError: an endpoint or key; OSError: the recording
 
     def serve(self) -> None:
-        self.ingest.serve(self.end.control, self._turn)
+        self.ingest.serve(self.end.control, self._turn, self._wait_ms)
+
+    def _wait_ms(self) -> int:
+        """How long the loop may sleep: until a held drain is due, at most IDLE_WAIT_MS."""
+        held = self._held
+        if held is None:
+            return IDLE_WAIT_MS
+        return max(1, min(IDLE_WAIT_MS, int((held[0] - time.monotonic()) * 1000) + 1))
 
     def _turn(self) -> bool:
         """Once per receive-loop turn: serve requests, answer a held drain when due."""

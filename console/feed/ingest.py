@@ -132,17 +132,19 @@ class Ingest:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
 
-    def serve(self, control: zmq.Socket, on_control: Callable[[], bool]) -> None:
+    def serve(self, control: zmq.Socket, on_control: Callable[[], bool],
+              wait_ms: Callable[[], int] | None = None) -> None:
         """Run the receive loop in the calling thread until `on_control` returns False.
 
         For the ingest process (console.feed.child), which has no other
         thread to share a GIL with: `control` joins the loop's poll and
         `on_control` is called whenever it is readable (and when the loop is
         idle), between batches, so a request waits at most one batch.
-        `open()` must have been called.
+        `wait_ms()` is the longest the loop may then sleep with nothing
+        arriving (POLL_MS when not given). `open()` must have been called.
         """
         self._stopping.clear()
-        self._run(control, on_control)
+        self._run(control, on_control, wait_ms)
 
     def open(self) -> None:
         """Open and connect every SUB socket (UsageError for a bad endpoint or key)."""
@@ -242,7 +244,8 @@ class Ingest:
     # --- the thread ---------------------------------------------------------------------
 
     def _run(self, control: zmq.Socket | None = None,
-             on_control: Callable[[], bool] | None = None) -> None:
+             on_control: Callable[[], bool] | None = None,
+             wait_ms: Callable[[], int] | None = None) -> None:
         """Poll, drain each readable SUB in bounded batches, apply monitor events."""
         sockets = self._sockets
         subs = list(enumerate(sockets.subs))
@@ -258,7 +261,8 @@ class Ingest:
         try:
             while not self._stopping.is_set():
                 try:
-                    ready = dict(poller.poll(sockets.poll_ms(POLL_MS)))
+                    longest = POLL_MS if wait_ms is None else wait_ms()
+                    ready = dict(poller.poll(sockets.poll_ms(longest)))
                     if not ready:
                         self._recording.flush_if_due()
                     busy = False
