@@ -226,19 +226,35 @@ class FeedBook:
 
     # --- what the UI reads -----------------------------------------------------------
 
-    def has_news(self) -> bool:
+    def has_news(self, on_screen: Container[str] | None = None) -> bool:
         """Whether a drain now would bring anything the screen does not show yet:
-        rows, removals, telemetry, events, a history second, or a feed whose state
-        or connection changed. The ingest process holds an idle UI's request until then."""
-        if self._changed or self._removed or self._telemetry or self._events:
+        rows (not those waiting for their off-screen turn, see `drain`), removals,
+        telemetry, events, a history second, or a feed whose state or connection
+        changed. The ingest process holds the UI's request until then."""
+        if self._removed or self._telemetry or self._events:
             return True
         now = self._clock_ns()
+        if self._changed and self._rows_due(on_screen, now):
+            return True
         if self._history.due(now):
             return True
         shown = self._feed_states_drained
         return len(shown) != len(self._feeds) or any(
             (feed.freshness(now, self._stale_ns), feed.connection) != state
             for feed, state in zip(self._feeds, shown, strict=False))
+
+    def _rows_due(self, on_screen: Container[str] | None, now: int) -> bool:
+        """Whether `drain(on_screen)` now would send a changed row."""
+        if on_screen is None or now >= self._off_screen_due_ns:
+            return True
+        return any(not sym.evicted and (not sym.sent or sym.vt in on_screen)
+                   for sym in self._changed)
+
+    def rows_due_in_ns(self) -> int | None:
+        """How long until changed rows waiting off screen are due (None: none wait)."""
+        if not self._changed:
+            return None
+        return max(0, self._off_screen_due_ns - self._clock_ns())
 
     def drain(self, on_screen: Container[str] | None = None) -> FrameUpdate:
         """Everything changed since the previous drain, derived for display.

@@ -57,11 +57,16 @@ class IngestServer:
         self.ingest.serve(self.end.control, self._turn, self._wait_ms)
 
     def _wait_ms(self) -> int:
-        """How long the loop may sleep: until a held drain is due, at most IDLE_WAIT_MS."""
+        """How long the loop may sleep: until a held drain is due, or rows waiting off
+        screen are, at most IDLE_WAIT_MS."""
         held = self._held
         if held is None:
             return IDLE_WAIT_MS
-        return max(1, min(IDLE_WAIT_MS, int((held[0] - time.monotonic()) * 1000) + 1))
+        wait_ms = min(IDLE_WAIT_MS, int((held[0] - time.monotonic()) * 1000) + 1)
+        rows_due_ns = self.ingest.rows_due_in_ns()
+        if rows_due_ns is not None:
+            wait_ms = min(wait_ms, rows_due_ns // 1_000_000 + 1)
+        return max(1, wait_ms)
 
     def _turn(self) -> bool:
         """Once per receive-loop turn: serve requests, answer a held drain when due."""

@@ -167,6 +167,11 @@ class Ingest:
             thread.join(timeout=1.0)
             if thread.is_alive():
                 log.warning("ingest thread did not stop within 1 s")
+        else:
+            # Served in the caller's thread (or never run): the loop closes the sockets
+            # when it ends; if it never ran they are closed here, before a shared
+            # context is terminated (closing twice is harmless).
+            self._sockets.close()
         self._thread = None
         self.stop_recording()
 
@@ -186,7 +191,12 @@ class Ingest:
     def has_news(self) -> bool:
         """Whether `drain` would bring anything new (see FeedBook.has_news)."""
         with self._lock:
-            return self._book.has_news()
+            return self._book.has_news(self._on_screen)
+
+    def rows_due_in_ns(self) -> int | None:
+        """How long until rows waiting off screen are due (see FeedBook.rows_due_in_ns)."""
+        with self._lock:
+            return self._book.rows_due_in_ns()
 
     def show(self, on_screen: Collection[str] | None) -> None:
         """The symbols the UI shows: their rows come every frame, the rest at

@@ -187,6 +187,7 @@ class IngestProcess:
         self._child.supervise()
         update = self._take_update()
         if update is None:
+            self._ask()  # a request that could not be sent is sent now
             return self._no_update()
         return update
 

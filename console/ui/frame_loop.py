@@ -30,6 +30,7 @@ from console.ui.widgets.status_bar import (
     StatusView,
     feeds_ok,
 )
+from console.ui.widgets.table_paint import NEVER_NS
 from console.ui.widgets.telemetry_pane import TelemetryPane
 from console.ui.widgets.tick_table import TickTable
 from services.protocol import GET_STATUS
@@ -162,7 +163,11 @@ class FrameLoop:
     def _start_frames(self) -> None:
         """Frames at `fps` from now on, slower while idle (console.ui.frame_pace)."""
         self._pace = FramePace(self, self._frame, self.fps, self.source, self._clock_ns,
-                               due_ns=self.table.next_change_ns)
+                               due_ns=self._next_change_ns)
+
+    def _next_change_ns(self) -> int:
+        """When time alone next changes the table; never while it is paused (frozen)."""
+        return NEVER_NS if self._paused else self.table.next_change_ns()
 
     @property
     def idle(self) -> bool:

@@ -7,7 +7,8 @@ something is new (the ingest process answers then, or after at most
 frame only when it has something to do: the source's answer is waiting, a
 line of the table is due to change by time alone (an age, a flash ending, a
 row turning stale: `due_ns`), or `IDLE_FRAME_S` passed since the last frame
-(alerts, the gateways' heartbeats and the process's health are read then).
+(alerts, the gateways' heartbeats and the process's health are read then;
+a gateway's reply repaints what it changed itself, console.ui.gateway_view).
 A feed of a few ticks a second thus costs a few frames a second, not `fps`.
 
 After `IDLE_AFTER_S` of frames that brought nothing new, the fps timer

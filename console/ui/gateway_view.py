@@ -40,6 +40,8 @@ class GatewayView:
     _clock_ns: Callable[[], int]
     post_message: Callable[[Message], bool]
     notify: Callable[..., None]
+    refresh_status: Callable[[], None]           # console.ui.frame_loop
+    refresh_gateway_panel: Callable[[], None]
 
     @property
     def trading_state(self) -> str | None:
@@ -79,6 +81,7 @@ class GatewayView:
             return
         if linked.trading.take_poll_reply(action, reply, self._clock_ns()):
             self._request_poll(GET_STATUS, linked)  # fetch the incident id and reason
+        self._show_reply()
 
     def on_guarded_reply(self, message: GuardedReply) -> None:
         reply = message.reply
@@ -87,6 +90,7 @@ class GatewayView:
             return
         if linked.trading.take_guarded_reply(message.action, reply, message.payload):
             self._request_poll(GET_STATUS, linked)
+        self._show_reply()
         data: dict[str, Any] = reply.data if isinstance(reply.data, dict) else {}
         where = f"{linked.name}: " if self.fleet.several else ""
         if message.action == KILL_SWITCH:
@@ -96,6 +100,12 @@ class GatewayView:
             self.notify(f"{where}Trading resumed", timeout=5)
         for action in POLLED_ACTIONS:
             self._request_poll(action, linked)
+
+    def _show_reply(self) -> None:
+        """What a reply changed (trading state, the banner, positions) shows now: a quiet
+        feed's next frame may be half a second away (console.ui.frame_pace)."""
+        self.refresh_status()
+        self.refresh_gateway_panel()
 
     def _show_heartbeat(self, linked: LinkedGateway, reply: Reply) -> None:
         self.last_heartbeat = reply

@@ -81,3 +81,35 @@ async def test_between_slow_ticks_the_fps_timer_runs_no_frame_and_drains_nothing
         feed.tick("A.X", 1.5)
         await until(pilot, lambda: (row := app.table.row("A.X")) is not None and row.last == 1.5,
                     what="the next tick, shown although the ticks before it skipped")
+
+
+@pilot_test
+async def test_a_tick_off_screen_waits_for_its_turn_without_waking_every_frame(
+    feed: Feed, tmp_path: Path
+) -> None:
+    """A row below the visible ones goes to the UI on the ingest's off-screen turn;
+    until then it is not news, so the held drain is not answered empty at every
+    fps tick (which would run every frame of the half second before that turn)."""
+    app = make_app([feed.endpoint], tmp_path, **{"console.fps": 20})
+    async with app.run_test(size=(120, 20)) as pilot:
+        feed.wait_subscribed()
+        symbols = [f"S{i:02d}.X" for i in range(40)]
+        for i, vt in enumerate(symbols):
+            feed.tick(vt, 100.0 + i)
+        await until(pilot, lambda: app.table.total_rows == len(symbols), what="every row")
+        on_screen = set(app.table.on_screen_symbols())
+        off_screen = [vt for vt in symbols if vt not in on_screen]
+        assert on_screen and off_screen, "the table must show some rows, not all"
+        pace = app.frame_pace
+        assert pace is not None
+        await until(pilot, lambda: pace.skipped > 0, what="a quiet tick")
+        skipped, answers = pace.skipped, app.source.answers
+        feed.tick(off_screen[-1], 7.0)
+        await until(pilot, lambda: pace.skipped >= skipped + 6 or app.idle,
+                    what="fps ticks with nothing to do")
+        assert pace.skipped >= skipped + 6, "the loop went idle before skipping ticks"
+        # The row's turn, a history second and at most one more.
+        assert app.source.answers <= answers + 3
+        await until(pilot, lambda: (row := app.table.row(off_screen[-1])) is not None
+                    and row.last == 7.0, what="the off-screen row on its turn")
+
