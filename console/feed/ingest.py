@@ -29,6 +29,7 @@ from console.model import FrameUpdate, SymbolDetail, SymbolRow
 from services.protocol import Limits
 from services.runtime.network import NetworkOptions
 from services.runtime.scheduling import Yielder
+from services.runtime.sockets import EVENTS, POLLIN
 
 if TYPE_CHECKING:
     from services.runtime.config import Config
@@ -54,8 +55,6 @@ UI_RESCUE_S = 0.03
 POLL_MS = 100
 # Messages at the start of a batch for which _receive_batch asks before receiving.
 ASK_FIRST = 4
-# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
-EVENTS, POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class Ingest:

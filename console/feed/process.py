@@ -42,6 +42,7 @@ from services.protocol import Limits
 from services.runtime.child_pipe import ChildError
 from services.runtime.errors import UsageError
 from services.runtime.network import NetworkOptions
+from services.runtime.sockets import message_waiting
 from services.runtime.supervisor import ChildSpec, Supervisor
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ HUNG_S = 10.0
 RESTART_BACKOFF_S = 5.0
 STOP_TIMEOUT_S = 2.0
 NOT_ANSWERING = "the console's ingest process is not answering"
-# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 UNSENT = object()
 
 INGEST_CHILD = ChildSpec(
@@ -275,7 +274,7 @@ class IngestProcess:
         if sock is None:
             return True
         try:
-            return bool(sock.get(_EVENTS) & _POLLIN)
+            return message_waiting(sock)
         except zmq.ZMQError:  # closed: the process is being restarted
             return True
 

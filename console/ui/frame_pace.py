@@ -31,6 +31,8 @@ from typing import Any
 
 import zmq
 
+from services.runtime.sockets import message_waiting
+
 log = logging.getLogger(__name__)
 
 IDLE_AFTER_S = 1.0
@@ -171,7 +173,7 @@ class FramePace:
         if sock is None:
             return
         try:
-            waiting = bool(sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+            waiting = message_waiting(sock)
         except zmq.ZMQError:  # closed: the ingest process is being restarted
             self._remove_reader()
             return

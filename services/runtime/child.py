@@ -34,11 +34,9 @@ from services.runtime.child_pipe import (
     failure_of,
 )
 from services.runtime.errors import UsageError
+from services.runtime.sockets import message_waiting
 
 log = logging.getLogger(__name__)
-
-# As plain ints: `int & zmq.POLLIN` builds an enum member on every call.
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 class ChildService(Protocol):
@@ -95,7 +93,7 @@ class ChildEnd:
         while True:
             # Asking first is cheaper than the zmq.Again a receive raises when empty,
             # and this runs on every turn of a receive loop.
-            if not control.get(_EVENTS) & _POLLIN:
+            if not message_waiting(control):
                 return self.parent_alive()
             try:
                 frames = control.recv_multipart(zmq.NOBLOCK)
