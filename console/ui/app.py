@@ -45,6 +45,7 @@ from console.ui.commands import (
     textual_keymap,
 )
 from console.ui.diff_driver import diffing
+from console.ui.direct_lines import LineWriter
 from console.ui.frame_loop import FrameLoop
 from console.ui.gateway_view import GatewayView
 from console.ui.output_diff import Run
@@ -192,6 +193,7 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
 
     def on_mount(self) -> None:
         self.table = self.query_one(TickTable)
+        self.table.line_writer = LineWriter(self.screen, self._put_cells)
         self.status_bar = self.query_one(StatusBar)
         self.banner = self.query_one(HaltedBanner)
         self.filter_bar = self.query_one(FilterBar)

@@ -25,6 +25,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console.model import SymbolRow
+from console.ui.direct_lines import LineWriter
 from console.ui.filtering import SymbolFilter
 from console.ui.widgets import paint_yield
 from console.ui.widgets.table_columns import COLUMNS, COLUMNS_BY_KEY, Layout, fit_columns
@@ -126,6 +127,9 @@ class TickTable(ScrollView, can_focus=True):
         self._layout: Layout | None = None
         self._content: tuple[tuple[Size, bool, bool], Size] | None = None
         self._plain: tuple[bool, Color] | None = None   # see _lines_plain
+        # Writes changed rows to the terminal in the frame itself (console.ui.direct_lines);
+        # None: every change goes through refresh().
+        self.line_writer: LineWriter | None = None
         self._now = clock_ns()
 
     # --- public API -----------------------------------------------------------
@@ -440,8 +444,17 @@ class TickTable(ScrollView, can_focus=True):
             run = (index, index, span)
         if run is not None:
             regions.append(_row_region(run, top))
-        if regions:
-            self.refresh(*regions)
+        if not regions:
+            return
+        writer = self.line_writer
+        if writer is not None and self._writes_plain() and writer.write(self, regions):
+            return  # on the terminal already: no refresh, no screen update
+        self.refresh(*regions)
+
+    def _writes_plain(self) -> bool:
+        """Whether render_lines paints straight from the painter (see render_lines):
+        only then can its lines be written without Textual's line caches knowing."""
+        return self._lines_plain()[0] and self.opacity == 1.0
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """The lines in `crop`, straight from the painter's cache.

@@ -1,0 +1,101 @@
+"""Changed table rows go to the terminal in their own frame, and never over what covers them.
+
+The table's rows skip Textual's refresh and are written at once
+(console.ui.direct_lines). Each check compares what a terminal shows after
+the console's partial writes with one full repaint of the same screen: a row
+written at the wrong place, or over a toast in front of the table, leaves the
+two different.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from console.ui.app import TradeConsole
+from console.ui.direct_lines import LineWriter
+from tests.ui.test_app import pilot_test
+from tests.ui.test_output_diff import churn, recorded_console
+from tests.ui.vt_screen import VtScreen
+
+
+def move_prices(app: TradeConsole, count: int, step: float) -> None:
+    """One frame's worth of new prices for the first `count` shown symbols."""
+    rows = {}
+    for key in app.table.visible_symbols()[:count]:
+        row = app.table.row(key)
+        assert row is not None and row.last is not None
+        rows[key] = msgspec.structs.replace(row, last=row.last + step, ticks=row.ticks + 1)
+    app.table.apply(rows, [])
+
+
+async def full_repaint(app: TradeConsole, pilot: Any, writes: list[str]) -> str:
+    app.screen.refresh()
+    await pilot.pause()
+    return writes[-1]
+
+
+async def painted(app: TradeConsole, pilot: Any, writes: list[str]) -> LineWriter:
+    """The table's line writer, once the whole screen was written."""
+    await pilot.pause()
+    await full_repaint(app, pilot, writes)
+    writer = app.table.line_writer
+    assert writer is not None
+    return writer
+
+
+def screen_after(writes: list[str], width: int, height: int) -> VtScreen:
+    screen = VtScreen(width, height)
+    screen.feed("".join(writes))
+    return screen
+
+
+@pilot_test
+async def test_changed_rows_are_written_in_their_frame_where_a_full_repaint_puts_them() -> None:
+    app, writes, clock = recorded_console(seed=7)
+    async with app.run_test(size=(160, 45)) as pilot:
+        writer = await painted(app, pilot, writes)
+        before, written = len(writes), writer.lines_written
+        move_prices(app, 8, 0.25)
+        # Written by apply() itself, before the screen's own update runs.
+        assert len(writes) > before and writer.lines_written >= 8 > written
+        await churn(app, pilot, clock, steps=25, seed=8)  # cursor moves and pauses too
+        partial = list(writes)
+        repainted = await full_repaint(app, pilot, writes)
+    assert screen_after(partial, 160, 45).cells == screen_after([repainted], 160, 45).cells
+
+
+@pilot_test
+async def test_rows_under_a_toast_wait_for_the_compositor() -> None:
+    app, writes, _ = recorded_console(seed=9)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        writer = await painted(app, pilot, writes)
+        app.notify("over the table " * 6, timeout=30)
+        await pilot.pause()
+        refused = writer.refused
+        for step in range(6):
+            move_prices(app, 40, 0.25 * (step + 1))  # every row, those under the toast too
+            await pilot.pause()
+        assert writer.refused > refused, "the toast's rows were written directly"
+        partial = list(writes)
+        repainted = await full_repaint(app, pilot, writes)
+    shown = screen_after(partial, 80, 24)
+    assert "over the table" in "\n".join(shown.text())
+    assert shown.cells == screen_after([repainted], 80, 24).cells
+
+
+@pilot_test
+async def test_rows_behind_a_modal_screen_are_not_written_over_it() -> None:
+    app, writes, _ = recorded_console(seed=10)
+    async with app.run_test(size=(120, 36)) as pilot:
+        writer = await painted(app, pilot, writes)
+        await pilot.press("question_mark")   # the help screen over the console
+        await pilot.pause()
+        written = writer.lines_written
+        move_prices(app, 20, 0.5)
+        await pilot.pause()
+        assert writer.lines_written == written
+        partial = list(writes)
+        repainted = await full_repaint(app, pilot, writes)
+    assert screen_after(partial, 120, 36).cells == screen_after([repainted], 120, 36).cells
