@@ -176,6 +176,47 @@ async def test_ages_move_together_on_the_beat_at_most_one_beat_late() -> None:
 
 
 @pilot_test
+async def test_flashes_end_together_on_the_beat_after_at_least_their_length() -> None:
+    # Four prices moved at four moments of one beat: flashes of a fixed length would
+    # end in four frames (on a quiet feed, a frame each); on the beat they end in one.
+    clock = Clock()
+    app = TableApp(clock, stale_after_s=30.0)
+    start = clock.now
+    moved = {f"S{i}.SIM": start + ms * 1_000_000 for i, ms in enumerate((20, 160, 310, 440))}
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(TickTable)
+        table.apply({vt: row(vt, 100.0, ns=start) for vt in moved})
+        await pilot.pause()
+        order = table.visible_symbols()
+
+        def flashing(vt: str) -> bool:
+            # What the screen shows for the row: its painted line (a flash is bold).
+            strip = table.render_line(order.index(vt) + 1)
+            return any(segment.style is not None and segment.style.bold for segment in strip)
+
+        ended: dict[str, int] = {}
+        due_before: list[int] = []
+        while len(ended) < len(moved) and clock.now < start + 3 * S:
+            clock.now += 10_000_000
+            for vt, at in moved.items():
+                if at == clock.now:
+                    table.apply({vt: row(vt, 101.0, ns=at, direction=1, ticks=2)})
+                    assert flashing(vt), f"{vt} did not flash"
+            due_before.append(table.next_change_ns())
+            table.advance_frame()
+            for vt, at in moved.items():
+                if at < clock.now and vt not in ended and not flashing(vt):
+                    ended[vt] = clock.now
+        assert set(ended) == set(moved), "some flashes never ended"
+        beat = -(-(start + 440_000_000 + FLASH_NS) // AGE_BEAT_NS) * AGE_BEAT_NS
+        assert set(ended.values()) == {beat}, "the flashes ended in different frames"
+        for vt, at in moved.items():
+            lasted = ended[vt] - at
+            assert FLASH_NS <= lasted < FLASH_NS + AGE_BEAT_NS, f"{vt} flashed {lasted} ns"
+        assert beat in due_before, "the table did not say when its flashes were due"
+
+
+@pilot_test
 async def test_only_changed_rows_are_repainted() -> None:
     app = TableApp(Clock())
     async with app.run_test(size=(100, 20)) as pilot:

@@ -14,7 +14,17 @@ from console.model import SymbolRow
 from console.ui.filtering import MATCH_ALL, SymbolFilter
 from console.ui.widgets.table_columns import COLUMNS_BY_KEY
 
+# A price flash lasts at least FLASH_NS and ends on the table's beat (BEAT_NS of the
+# app's clock), with the ages: the flashes of rows that ticked at different moments
+# end in one frame instead of a frame each (on a quiet feed, every other frame).
 FLASH_NS = 500_000_000
+BEAT_NS = 500_000_000
+
+
+def on_the_beat(ns: int) -> int:
+    """The first beat at or after `ns`."""
+    return -(-ns // BEAT_NS) * BEAT_NS
+
 BIG_TABLE = 5000  # rows from which a re-sort is costly enough to throttle
 
 
@@ -59,7 +69,7 @@ class TableData:
             self.rows[key] = row
             self.versions[key] = self.versions.get(key, 0) + 1
             if row.direction:
-                self._flash[key] = (now_ns + FLASH_NS, row.direction)
+                self._flash[key] = (on_the_beat(now_ns + FLASH_NS), row.direction)
             if old is None:
                 if self.is_visible(key, row):
                     self._membership_dirty = True

@@ -12,7 +12,8 @@ Ages move on a shared beat (AGE_BEAT_NS): a row's age text is repainted at
 the first beat after it changed, so the ages of fifty rows ticking at
 fifty different moments of a second cost two frames a second, not twenty.
 The text is always the exact age when it is painted; it is at most one beat
-late. Flashes and staleness keep their own moment.
+late. A price flash ends on the beat as well (it lasts half a second to a
+second, see table_data); turning stale keeps its own moment.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from textual.widget import Widget
 
 from console.ui import format as fmt
 from console.ui.widgets.table_columns import Layout
-from console.ui.widgets.table_data import TableData
+from console.ui.widgets.table_data import BEAT_NS, TableData, on_the_beat
 from console.ui.widgets.table_render import (
     RowStyles,
     render_header,
@@ -34,8 +35,9 @@ from console.ui.widgets.table_render import (
     row_styles,
 )
 
-# Age texts move on this beat of the app's clock (see the module docstring).
-AGE_BEAT_NS = 500_000_000
+# Age texts move on this beat of the app's clock (see the module docstring); flashes
+# end on it too (table_data).
+AGE_BEAT_NS = BEAT_NS
 # "Nothing is due": later than any clock reading.
 NEVER_NS = 1 << 62
 
@@ -163,7 +165,7 @@ class LinePainter:
         """When the line painted at `now` changes by time alone: the beat after its
         age text's next change, the end of its flash, or its turning stale."""
         age_ns = now - self._data.rows[key].updated_ns
-        due = -(-(now + fmt.age_changes_in(age_ns)) // AGE_BEAT_NS) * AGE_BEAT_NS
+        due = on_the_beat(now + fmt.age_changes_in(age_ns))
         flash_until = self._data.flash_until(key)
         if flash_until is not None and flash_until > now:
             due = min(due, flash_until)
