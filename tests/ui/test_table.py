@@ -142,14 +142,20 @@ async def test_flash_then_stale_by_the_clock() -> None:
         assert "STALE 11s" in table.row_text("AAPL.NASDAQ")
 
 
+def four_moments_of_a_beat() -> tuple[Clock, TableApp, int, dict[str, int]]:
+    """A table on a test clock, the clock's start, and four symbols each with a
+    moment of the first beat after it (20, 160, 310 and 440 ms in)."""
+    clock = Clock()
+    start = clock.now
+    moments = {f"S{i}.SIM": start + ms * 1_000_000 for i, ms in enumerate((20, 160, 310, 440))}
+    return clock, TableApp(clock, stale_after_s=30.0), start, moments
+
+
 @pilot_test
 async def test_ages_move_together_on_the_beat_at_most_one_beat_late() -> None:
     # Four rows updated at four moments of one beat: exact ages would turn from
     # "<1s" to "1s" in four different frames; on the beat they turn in one.
-    clock = Clock()
-    app = TableApp(clock, stale_after_s=30.0)
-    start = clock.now
-    updated = {f"S{i}.SIM": start + ms * 1_000_000 for i, ms in enumerate((20, 160, 310, 440))}
+    clock, app, start, updated = four_moments_of_a_beat()
     clock.now = start + 450_000_000
     async with app.run_test(size=(120, 12)) as pilot:
         table = app.query_one(TickTable)
@@ -179,10 +185,7 @@ async def test_ages_move_together_on_the_beat_at_most_one_beat_late() -> None:
 async def test_flashes_end_together_on_the_beat_after_at_least_their_length() -> None:
     # Four prices moved at four moments of one beat: flashes of a fixed length would
     # end in four frames (on a quiet feed, a frame each); on the beat they end in one.
-    clock = Clock()
-    app = TableApp(clock, stale_after_s=30.0)
-    start = clock.now
-    moved = {f"S{i}.SIM": start + ms * 1_000_000 for i, ms in enumerate((20, 160, 310, 440))}
+    clock, app, start, moved = four_moments_of_a_beat()
     async with app.run_test(size=(120, 12)) as pilot:
         table = app.query_one(TickTable)
         table.apply({vt: row(vt, 100.0, ns=start) for vt in moved})
