@@ -87,40 +87,49 @@ class ChartsPanel(Vertical):
     ChartsPanel { height: auto; padding: 0 1; }
     """
 
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        # The rows held, not queried: a query walks the DOM and parses a selector,
+        # and show_history runs every second (1.4 ms a time for six queries).
+        self._rate = SparkRow("rate", fmt.rate, id="spark-rate")
+        self._p50 = SparkRow("lat p50", fmt.latency_us, id="spark-p50")
+        self._p99 = SparkRow("lat p99", fmt.latency_us, id="spark-p99")
+        self._rtt = SparkRow("gw rtt", fmt.milliseconds, id="spark-rtt")
+        self._feed_rows: list[SparkRow] = []
+        self._late: SparkRow | None = None
+
     def compose(self) -> ComposeResult:
-        yield SparkRow("rate", fmt.rate, id="spark-rate")
-        yield SparkRow("lat p50", fmt.latency_us, id="spark-p50")
-        yield SparkRow("lat p99", fmt.latency_us, id="spark-p99")
-        yield SparkRow("gw rtt", fmt.milliseconds, id="spark-rtt")
+        yield self._rate
+        yield self._p50
+        yield self._p99
+        yield self._rtt
 
     def show_history(self, history: History) -> None:
-        self.query_one("#spark-rate", SparkRow).set_data(history.rate_total)
+        self._rate.set_data(history.rate_total)
         for index, (endpoint, rates) in enumerate(sorted(history.rate_by_feed.items())):
-            row_id = f"spark-feed-{index}"
-            rows = self.query(f"#{row_id}")
-            if rows:
-                row = rows.first(SparkRow)
+            if index < len(self._feed_rows):
+                row = self._feed_rows[index]
             else:
-                row = SparkRow(f" {short_endpoint(endpoint)}", fmt.rate, id=row_id)
-                anchor = f"#spark-feed-{index - 1}" if index else "#spark-rate"
-                self.mount(row, after=self.query_one(anchor))
+                row = SparkRow(f" {short_endpoint(endpoint)}", fmt.rate,
+                               id=f"spark-feed-{index}")
+                self.mount(row, after=self._feed_rows[-1] if self._feed_rows else self._rate)
+                self._feed_rows.append(row)
             row.set_data(rates)
-        self.query_one("#spark-p50", SparkRow).set_data(history.latency_p50_us)
-        self.query_one("#spark-p99", SparkRow).set_data(history.latency_p99_us)
+        self._p50.set_data(history.latency_p50_us)
+        self._p99.set_data(history.latency_p99_us)
         self._show_late(history.late_per_s)
 
     def _show_late(self, late_per_s: Sequence[int]) -> None:
-        rows = self.query("#spark-late")
+        row = self._late
         if not any(late_per_s):
-            if rows:
-                rows.remove()
+            if row is not None:
+                self._late = None
+                row.remove()
             return
-        if rows:
-            row = rows.first(SparkRow)
-        else:
-            row = SparkRow("late/s", fmt.rate, id="spark-late")
-            self.mount(row, after=self.query_one("#spark-p99"))
+        if row is None:
+            row = self._late = SparkRow("late/s", fmt.rate, id="spark-late")
+            self.mount(row, after=self._p99)
         row.set_data([float(n) for n in late_per_s])
 
     def show_rtt(self, rtt_history_ms: Sequence[float]) -> None:
-        self.query_one("#spark-rtt", SparkRow).set_data(rtt_history_ms)
+        self._rtt.set_data(rtt_history_ms)
