@@ -19,13 +19,12 @@ from console.ui.widgets.table_columns import COLUMNS_BY_KEY
 # end in one frame instead of a frame each (on a quiet feed, every other frame).
 FLASH_NS = 500_000_000
 BEAT_NS = 500_000_000
+BIG_TABLE = 5000  # rows from which a re-sort is costly enough to throttle
 
 
 def on_the_beat(ns: int) -> int:
     """The first beat at or after `ns`."""
     return -(-ns // BEAT_NS) * BEAT_NS
-
-BIG_TABLE = 5000  # rows from which a re-sort is costly enough to throttle
 
 
 class TableData:
