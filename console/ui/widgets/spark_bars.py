@@ -18,9 +18,10 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.color import Color
-from textual.renderables.sparkline import Sparkline as SparklineRenderable
 from textual.strip import Strip
 from textual.widget import Widget
+
+from console.ui.direct_lines import WritesDirectly
 
 BARS = "▁▂▃▄▅▆▇█"
 SHADES = 4
@@ -36,16 +37,18 @@ def bar_heights(data: Sequence[float], width: int) -> tuple[int, ...]:
         return (len(BARS) - 1,) * width
     minimum, maximum = min(data), max(data)
     extent = (maximum - minimum) or 1
-    buckets = tuple(SparklineRenderable._buckets(list(data), num_buckets=width))
-    step = len(buckets) / width
+    # Textual's buckets (Sparkline._buckets) in integers: int(Fraction(n, width) * k)
+    # is n * k // width, without building two Fractions per column every second.
+    n = len(data)
+    peaks = [max(data[n * k // width:n * (k + 1) // width])
+             for k in range(width) if n * k // width < n * (k + 1) // width]
+    step = len(peaks) / width
     top = len(BARS) - 1
-    return tuple(
-        int((max(buckets[int(column * step)]) - minimum) / extent * top)
-        for column in range(width)
-    )
+    return tuple(int((peaks[int(column * step)] - minimum) / extent * top)
+                 for column in range(width))
 
 
-class SparkBars(Widget):
+class SparkBars(WritesDirectly, Widget):
     """A sparkline of `data`, one line high; see the module docstring."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"sparkline--max-color", "sparkline--min-color"}
