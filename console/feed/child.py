@@ -68,9 +68,10 @@ class IngestServer:
             wait_ms = min(wait_ms, rows_due_ns // 1_000_000 + 1)
         return max(1, wait_ms)
 
-    def _turn(self) -> bool:
-        """Once per receive-loop turn: serve requests, answer a held drain when due."""
-        if not self.end.handle_requests(self.handle):
+    def _turn(self, requests: bool) -> bool:
+        """Once per receive-loop turn: serve requests (when the pipe is readable), check
+        the parent, answer a held drain when due."""
+        if not (self.end.handle_requests(self.handle) if requests else self.end.parent_alive()):
             return False
         held = self._held
         if held is not None and (time.monotonic() >= held[0] or self.ingest.has_news()):

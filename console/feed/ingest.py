@@ -131,14 +131,15 @@ class Ingest:
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
         self._thread.start()
 
-    def serve(self, control: zmq.Socket, on_control: Callable[[], bool],
+    def serve(self, control: zmq.Socket, on_control: Callable[[bool], bool],
               wait_ms: Callable[[], int] | None = None) -> None:
         """Run the receive loop in the calling thread until `on_control` returns False.
 
         For the ingest process (console.feed.child), which has no other
         thread to share a GIL with: `control` joins the loop's poll and
-        `on_control` is called whenever it is readable (and when the loop is
-        idle), between batches, so a request waits at most one batch.
+        `on_control(readable)` is called on every turn, between batches, with
+        whether the poll found `control` readable, so a request waits at most
+        one batch.
         `wait_ms()` is the longest the loop may then sleep with nothing
         arriving (POLL_MS when not given). `open()` must have been called.
         """
@@ -253,7 +254,7 @@ class Ingest:
     # --- the thread ---------------------------------------------------------------------
 
     def _run(self, control: zmq.Socket | None = None,
-             on_control: Callable[[], bool] | None = None,
+             on_control: Callable[[bool], bool] | None = None,
              wait_ms: Callable[[], int] | None = None) -> None:
         """Poll, drain each readable SUB in bounded batches, apply monitor events."""
         sockets = self._sockets
@@ -277,11 +278,13 @@ class Ingest:
                     busy = False
                     for index, sub in subs:
                         if sub in ready:
-                            busy = self._receive_batch(index, sub) or busy
-                    # on_control runs on every turn: for requests, for its housekeeping
-                    # when idle, and after ticks, so a request held until news is
-                    # answered at once (a non-blocking receive: microseconds).
-                    if on_control is not None and not on_control():
+                            busy = self._receive_batch(index, sub, polled=True) or busy
+                    # on_control runs on every turn: for requests (when the poll saw
+                    # one, or after a full batch, so a request waits at most one batch;
+                    # one arriving during a short batch is seen by the next poll), for
+                    # its housekeeping when idle, and after ticks, so a request held
+                    # until news is answered at once.
+                    if on_control is not None and not on_control(control in ready or busy):
                         break
                     if busy:
                         if control is None:  # threaded: the UI needs the GIL too
@@ -315,11 +318,12 @@ class Ingest:
                 return
         time.sleep(YIELD_S)
 
-    def _receive_batch(self, index: int, sock: zmq.Socket) -> bool:
+    def _receive_batch(self, index: int, sock: zmq.Socket, polled: bool = False) -> bool:
         """Merge up to BATCH messages from one socket under one lock hold.
 
         True when the batch was full (more may be waiting), False when the
-        socket ran dry.
+        socket ran dry. `polled`: the poll has just found a message waiting, so
+        the first one is received without asking.
 
         Frames are read in pairs with plain `recv()`; asking RCVMORE costs more
         than the recv itself, so it is asked only after a pair was rejected
@@ -332,13 +336,14 @@ class Ingest:
         noblock = zmq.NOBLOCK
         recording = self._recording
         events = sock.get
+        ask_from = 1 if polled else 0
         with self._lock:
             writer = recording.writer
             for n in range(BATCH):
                 # The first few messages of a batch ask whether one is waiting: on a
                 # trickle that is the whole batch, and asking costs less than the
                 # zmq.Again of an empty receive. A busy socket pays Again once per batch.
-                if n < ASK_FIRST and not events(EVENTS) & POLLIN:
+                if ask_from <= n < ASK_FIRST and not events(EVENTS) & POLLIN:
                     return False
                 try:
                     topic = recv(noblock)
