@@ -478,10 +478,10 @@ class TickTable(ScrollView, can_focus=True):
                 if pad is None:
                     pad = self.rich_style  # worked out anew after every refresh()
                 strip = strip.extend_cell_length(x2, pad)
+            if x1 or strip.cell_length != x2:  # cut first: the filters see fewer cells
+                strip = strip.crop(x1, x2)
             for line_filter in filters:
                 strip = strip.apply_filter(line_filter, background)
-            if x1 or strip.cell_length != x2:
-                strip = strip.crop(x1, x2)
             strips.append(strip)
         return strips
 
