@@ -193,7 +193,9 @@ class TradeConsole(FrameLoop, GatewayView, ConsoleActions, ConsoleAlerting, App[
 
     def on_mount(self) -> None:
         self.table = self.query_one(TickTable)
-        self.table.line_writer = LineWriter(self.screen, self._put_cells)
+        # Rows, panel lines and counters go straight to the terminal where nothing covers them.
+        self.line_writer = LineWriter(self.screen, self._put_cells)
+        self.table.line_writer = self.line_writer
         self.status_bar = self.query_one(StatusBar)
         self.banner = self.query_one(HaltedBanner)
         self.filter_bar = self.query_one(FilterBar)

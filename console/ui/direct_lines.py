@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from textual.geometry import Offset, Region
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
+from textual.widgets import Label
 
 from console.ui.clustered_compositor import CellSink, SpanUpdate
 
@@ -43,7 +45,9 @@ class LineWriter:
         self._sink = sink
         self.lines_written = 0   # lines written without a refresh (for tests and benches)
         self.refused = 0         # writes left to refresh() because something could cover them
-        self._geometries: dict[Widget, tuple[object, Geometry | None]] = {}
+        # Weak: a widget removed from the screen must not be kept alive here.
+        self._geometries: WeakKeyDictionary[Widget, tuple[object, Geometry | None]] = \
+            WeakKeyDictionary()
 
     def write(self, widget: Widget, regions: Sequence[Region]) -> bool:
         """Write `regions` (widget coordinates, as given to refresh()) now; False if they
@@ -119,3 +123,51 @@ class LineWriter:
             geometry = (widget.content_offset, region.offset, region.intersection(clip), front)
         self._geometries[widget] = (visible, geometry)
         return geometry
+
+
+class WritesDirectly:
+    """Mixin for a widget whose repaints go straight to the terminal where they can.
+
+    A panel's line, the status bar's `rx` counter or a sparkline changing on its
+    own used to cost a whole screen update (the Update message, the screen's
+    update timer, the compositor's pass) for one line. A plain repaint (no
+    layout, no recompose) of a mixed-in widget marks it dirty as refresh()
+    does and has the app's `line_writer` write the region at once; where that
+    refuses (a modal on top, a toast over it, a layout pending) it refreshes
+    as usual. Mix it in before the widget class.
+    """
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Any:
+        widget: Any = self
+        writer: LineWriter | None = getattr(widget.app, "line_writer", None) \
+            if widget.is_attached else None
+        # Regions still waiting for the screen's update (a refused write) go with it.
+        if writer is None or layout or recompose or not repaint or not widget._is_mounted \
+                or widget._repaint_regions:
+            return super().refresh(  # type: ignore[misc]
+                *regions, repaint=repaint, layout=layout, recompose=recompose)
+        # What refresh() does to repaint, without telling the screen (yet).
+        widget._layout_cache.clear()
+        widget._set_dirty(*regions)
+        widget.clear_cached_dimensions()
+        widget._rich_style_cache.clear()
+        areas = regions
+        if not areas:  # the whole widget, padding and border included
+            offset, size = widget.content_offset, widget.outer_size
+            areas = (Region(-offset.x, -offset.y, size.width, size.height),)
+        if writer.write(widget, areas):
+            widget._exchange_repaint_regions()  # painted: nothing left for the screen
+            return self
+        return super().refresh(*regions, repaint=repaint)  # type: ignore[misc]
+
+
+    def notify_style_update(self) -> None:
+        """New styles: repaint through the screen's update, after the widget's own caches
+        are cleared (Textual's style setters refresh while the rules are half applied)."""
+        super().notify_style_update()  # type: ignore[misc]
+        Widget.refresh(self)  # type: ignore[arg-type]
+
+
+class DirectLabel(WritesDirectly, Label):
+    """A Label whose new text goes straight to the terminal (see WritesDirectly)."""

@@ -13,11 +13,14 @@ from typing import Any
 
 import msgspec
 
+from console.model import FEED_OK, History
 from console.ui.app import TradeConsole
 from console.ui.direct_lines import LineWriter
+from console.ui.widgets.status_bar import StatusView
 from tests.ui.test_app import pilot_test
 from tests.ui.test_output_diff import churn, recorded_console
 from tests.ui.vt_screen import VtScreen
+from tests.watch.test_engine import feed_row
 
 
 def move_prices(app: TradeConsole, count: int, step: float) -> None:
@@ -31,9 +34,11 @@ def move_prices(app: TradeConsole, count: int, step: float) -> None:
 
 
 async def full_repaint(app: TradeConsole, pilot: Any, writes: list[str]) -> str:
+    """The whole screen as one write (a line written directly may follow it)."""
+    before = len(writes)
     app.screen.refresh()
     await pilot.pause()
-    return writes[-1]
+    return max(writes[before:], key=len)
 
 
 async def painted(app: TradeConsole, pilot: Any, writes: list[str]) -> LineWriter:
@@ -99,3 +104,54 @@ async def test_rows_behind_a_modal_screen_are_not_written_over_it() -> None:
         partial = list(writes)
         repainted = await full_repaint(app, pilot, writes)
     assert screen_after(partial, 120, 36).cells == screen_after([repainted], 120, 36).cells
+
+
+def status(received: int) -> StatusView:
+    return StatusView(gateway_state=None, rtt_ms=None, trading_state=None, feeds_ok=1,
+                      feeds_total=1, received_total=received, readonly=False, paused=False,
+                      pending=0, recording=False)
+
+
+def change_panels(app: TradeConsole, step: int) -> None:
+    """A new rx count, a feeds panel counter and moved sparkline bars: one frame's news
+    beside the table."""
+    app.status_bar.show(status(1_000 + step))   # same width: no layout
+    row = feed_row(FEED_OK)
+    row.received = 100 + step
+    app.feeds_panel.show_feeds([row])
+    rates = [float((step * 37 + i * 11) % 97) for i in range(30)]
+    app.charts.show_history(History(rate_total=rates, rate_by_feed={"tcp://x:1": rates},
+                                    latency_p50_us=rates[::-1], latency_p99_us=rates))
+
+
+@pilot_test
+async def test_panel_lines_and_counters_are_written_in_their_frame() -> None:
+    """The status bar's counter, a feeds panel line and sparklines skip the screen's
+    update, land where a full repaint puts them, and wait for it under a toast."""
+    app, writes, _ = recorded_console(seed=11)
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        writer = await painted(app, pilot, writes)
+        change_panels(app, 0)
+        await pilot.pause()
+        for step in range(1, 6):
+            written = writer.lines_written
+            change_panels(app, step)
+            # Written by the calls themselves, before the screen's own update runs.
+            assert writer.lines_written >= written + 3, step
+            await pilot.pause()
+        partial = list(writes)
+        repainted = await full_repaint(app, pilot, writes)
+        assert screen_after(partial, 160, 45).cells == screen_after([repainted], 160, 45).cells
+        app.notify("over the panels " * 4, timeout=30)   # toasts sit bottom right
+        await pilot.pause()
+        refused = writer.refused
+        for step in range(6, 12):
+            change_panels(app, step)
+            await pilot.pause()
+        assert writer.refused > refused, "lines under the toast were written directly"
+        partial = list(writes)
+        repainted = await full_repaint(app, pilot, writes)
+    shown = screen_after(partial, 160, 45)
+    assert "over the panels" in "\n".join(shown.text())
+    assert shown.cells == screen_after([repainted], 160, 45).cells
+

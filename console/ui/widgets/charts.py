@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label
 
 from console.model import History
 from console.ui import format as fmt
+from console.ui.direct_lines import DirectLabel
 from console.ui.widgets.spark_bars import SparkBars
 
 
@@ -48,7 +48,7 @@ class SparkRow(Horizontal):
         self._formatter = formatter
         self._data: tuple[float, ...] = ()
         self._label = ""
-        self._label_widget = Label(f"{title} {fmt.MISSING}")
+        self._label_widget = DirectLabel(f"{title} {fmt.MISSING}")
         self._bars = SparkBars()
 
     def compose(self) -> ComposeResult:

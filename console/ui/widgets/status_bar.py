@@ -21,6 +21,7 @@ from textual.widgets import Label, Static
 
 from console.model import FEED_OK, GW_DOWN, GW_LATE, GW_UP
 from console.ui import format as fmt
+from console.ui.direct_lines import DirectLabel
 
 ACTIVE = "ACTIVE"
 HALTED = "HALTED"
@@ -177,14 +178,14 @@ class StatusBar(Horizontal):
         self._shown: dict[str, tuple[str, str | None]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Label("TRADING ?", id="trading", classes="-unknown")
-        yield Label("GW …", id="gw", classes="-unknown")
-        yield Label("", id="alerts", classes="-hidden")
-        yield Label("READ-ONLY", id="mode", classes="-hidden")
-        yield Label("", id="paused", classes="-hidden")
-        yield Label("● REC", id="rec", classes="-hidden")
-        yield Label("", id="feeds")
-        yield Label("", id="rx")
+        yield DirectLabel("TRADING ?", id="trading", classes="-unknown")
+        yield DirectLabel("GW …", id="gw", classes="-unknown")
+        yield DirectLabel("", id="alerts", classes="-hidden")
+        yield DirectLabel("READ-ONLY", id="mode", classes="-hidden")
+        yield DirectLabel("", id="paused", classes="-hidden")
+        yield DirectLabel("● REC", id="rec", classes="-hidden")
+        yield DirectLabel("", id="feeds")
+        yield DirectLabel("", id="rx")
 
     def _set(self, label_id: str, text: str, css: str | None = None) -> None:
         """Update one label, only if its text or state class changed."""

@@ -23,10 +23,11 @@ from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widgets import Static
 
+from console.ui.direct_lines import WritesDirectly
 from console.ui.widgets import paint_yield
 
 
-class TextPanel(Static):
+class TextPanel(WritesDirectly, Static):
     """Static with `show(signature, build)` and theme-aware component styles.
 
     Lines never wrap (they end in an ellipsis), so the line count of the text
