@@ -9,6 +9,7 @@ two different.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from console.model import FEED_OK, History
 from console.ui.app import TradeConsole
 from console.ui.direct_lines import LineWriter
+from console.ui.fixtures import FEED_ENDPOINTS
 from console.ui.widgets.status_bar import StatusView
 from tests.ui.test_app import pilot_test
 from tests.ui.test_output_diff import churn, recorded_console
@@ -33,12 +35,18 @@ def move_prices(app: TradeConsole, count: int, step: float) -> None:
     app.table.apply(rows, [])
 
 
-async def full_repaint(app: TradeConsole, pilot: Any, writes: list[str]) -> str:
-    """The whole screen as one write (a line written directly may follow it)."""
+async def full_repaint(app: TradeConsole, pilot: Any, writes: list[str]
+                       ) -> tuple[list[str], str]:
+    """Every write before one full repaint of the screen, and that repaint.
+
+    The app's own frames go on meanwhile: a line written directly just before
+    or after the repaint belongs on the side of it where it was written.
+    """
     before = len(writes)
     app.screen.refresh()
     await pilot.pause()
-    return max(writes[before:], key=len)
+    at = max(range(before, len(writes)), key=lambda index: len(writes[index]))
+    return writes[:at], writes[at]
 
 
 async def painted(app: TradeConsole, pilot: Any, writes: list[str]) -> LineWriter:
@@ -56,6 +64,24 @@ def screen_after(writes: list[str], width: int, height: int) -> VtScreen:
     return screen
 
 
+async def under_a_toast(app: TradeConsole, pilot: Any, writes: list[str], writer: LineWriter,
+                        message: str, size: tuple[int, int],
+                        change: Callable[[int], None]) -> None:
+    """Six frames of `change` under a toast: the covered writes are refused and the
+    screen still shows the toast, exactly as one full repaint draws it."""
+    app.notify(message, timeout=30)
+    await pilot.pause()
+    refused = writer.refused
+    for step in range(6):
+        change(step)
+        await pilot.pause()
+    assert writer.refused > refused, "lines under the toast were written directly"
+    partial, repainted = await full_repaint(app, pilot, writes)
+    shown = screen_after(partial, *size)
+    assert message.split()[0] in "\n".join(shown.text())
+    assert shown.cells == screen_after([repainted], *size).cells
+
+
 @pilot_test
 async def test_changed_rows_are_written_in_their_frame_where_a_full_repaint_puts_them() -> None:
     app, writes, clock = recorded_console(seed=7)
@@ -66,8 +92,7 @@ async def test_changed_rows_are_written_in_their_frame_where_a_full_repaint_puts
         # Written by apply() itself, before the screen's own update runs.
         assert len(writes) > before and writer.lines_written >= 8 > written
         await churn(app, pilot, clock, steps=25, seed=8)  # cursor moves and pauses too
-        partial = list(writes)
-        repainted = await full_repaint(app, pilot, writes)
+        partial, repainted = await full_repaint(app, pilot, writes)
     assert screen_after(partial, 160, 45).cells == screen_after([repainted], 160, 45).cells
 
 
@@ -76,18 +101,9 @@ async def test_rows_under_a_toast_wait_for_the_compositor() -> None:
     app, writes, _ = recorded_console(seed=9)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         writer = await painted(app, pilot, writes)
-        app.notify("over the table " * 6, timeout=30)
-        await pilot.pause()
-        refused = writer.refused
-        for step in range(6):
-            move_prices(app, 40, 0.25 * (step + 1))  # every row, those under the toast too
-            await pilot.pause()
-        assert writer.refused > refused, "the toast's rows were written directly"
-        partial = list(writes)
-        repainted = await full_repaint(app, pilot, writes)
-    shown = screen_after(partial, 80, 24)
-    assert "over the table" in "\n".join(shown.text())
-    assert shown.cells == screen_after([repainted], 80, 24).cells
+        await under_a_toast(app, pilot, writes, writer, "over the table " * 6, (80, 24),
+                            # every row, those under the toast too
+                            lambda step: move_prices(app, 40, 0.25 * (step + 1)))
 
 
 @pilot_test
@@ -101,8 +117,7 @@ async def test_rows_behind_a_modal_screen_are_not_written_over_it() -> None:
         move_prices(app, 20, 0.5)
         await pilot.pause()
         assert writer.lines_written == written
-        partial = list(writes)
-        repainted = await full_repaint(app, pilot, writes)
+        partial, repainted = await full_repaint(app, pilot, writes)
     assert screen_after(partial, 120, 36).cells == screen_after([repainted], 120, 36).cells
 
 
@@ -116,9 +131,12 @@ def change_panels(app: TradeConsole, step: int) -> None:
     """A new rx count, a feeds panel counter and moved sparkline bars: one frame's news
     beside the table."""
     app.status_bar.show(status(1_000 + step))   # same width: no layout
-    row = feed_row(FEED_OK)
-    row.received = 100 + step
-    app.feeds_panel.show_feeds([row])
+    rows = []
+    for endpoint in FEED_ENDPOINTS:  # as many lines as the console's own: no new layout
+        row = feed_row(FEED_OK, telemetry={"queue_depth": step, "queue_capacity": 100})
+        row.endpoint, row.received = endpoint, 100 + step
+        rows.append(row)
+    app.feeds_panel.show_feeds(rows)
     rates = [float((step * 37 + i * 11) % 97) for i in range(30)]
     app.charts.show_history(History(rate_total=rates, rate_by_feed={"tcp://x:1": rates},
                                     latency_p50_us=rates[::-1], latency_p99_us=rates))
@@ -138,20 +156,12 @@ async def test_panel_lines_and_counters_are_written_in_their_frame() -> None:
             change_panels(app, step)
             # Written by the calls themselves, before the screen's own update runs.
             assert writer.lines_written >= written + 3, step
+            assert f"rx {100 + step}" in "\n".join(screen_after(writes, 160, 45).text()), \
+                "the feeds panel's new counter is not on the terminal"
             await pilot.pause()
-        partial = list(writes)
-        repainted = await full_repaint(app, pilot, writes)
+        partial, repainted = await full_repaint(app, pilot, writes)
         assert screen_after(partial, 160, 45).cells == screen_after([repainted], 160, 45).cells
-        app.notify("over the panels " * 4, timeout=30)   # toasts sit bottom right
-        await pilot.pause()
-        refused = writer.refused
-        for step in range(6, 12):
-            change_panels(app, step)
-            await pilot.pause()
-        assert writer.refused > refused, "lines under the toast were written directly"
-        partial = list(writes)
-        repainted = await full_repaint(app, pilot, writes)
-    shown = screen_after(partial, 160, 45)
-    assert "over the panels" in "\n".join(shown.text())
-    assert shown.cells == screen_after([repainted], 160, 45).cells
+        # Toasts sit bottom right: one tall enough to reach the panels' changing lines.
+        await under_a_toast(app, pilot, writes, writer, "over the panels " * 100, (160, 45),
+                            lambda step: change_panels(app, 6 + step))
 
