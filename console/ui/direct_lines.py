@@ -161,7 +161,6 @@ class WritesDirectly:
             return self
         return super().refresh(*regions, repaint=repaint)  # type: ignore[misc]
 
-
     def notify_style_update(self) -> None:
         """New styles: repaint through the screen's update, after the widget's own caches
         are cleared (Textual's style setters refresh while the rules are half applied)."""
